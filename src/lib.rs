@@ -1,0 +1,12 @@
+//! genai-electron-rs: the core (plain async Rust, no napi) plus the napi layer in `api`.
+
+pub mod checksum;
+pub mod debug;
+pub mod error;
+pub mod gguf;
+pub mod http;
+pub mod storage;
+
+mod api;
+
+pub use error::{Error, Result};

@@ -1,0 +1,67 @@
+'use strict';
+/** `modelManager`: a thin adapter over the native storage and download functions. */
+
+const binding = require('../binding.js');
+const { native } = require('./errors.js');
+const { getUserDataPath } = require('./user-data.js');
+
+const STRATEGIES = ['local-only', 'remote-only', 'local-remote', 'remote-local'];
+
+function requireId(id) {
+  if (typeof id !== 'string') throw new TypeError('Model id must be a string');
+  return id;
+}
+
+class ModelManager {
+  /** @returns {ModelManager} the process-wide instance */
+  static getInstance() {
+    if (!ModelManager._instance) ModelManager._instance = new ModelManager();
+    return ModelManager._instance;
+  }
+
+  async initialize() {
+    await native(binding.storageInitialize(getUserDataPath()));
+  }
+
+  async listModels(type) {
+    if (type !== undefined && type !== 'llm' && type !== 'diffusion') {
+      throw new TypeError(`Invalid model type: ${JSON.stringify(type)} (expected "llm" or "diffusion")`);
+    }
+    return native(binding.listModels(getUserDataPath(), type));
+  }
+
+  async getModelInfo(id) {
+    return native(binding.getModelInfo(getUserDataPath(), requireId(id)));
+  }
+
+  async deleteModel(id) {
+    await native(binding.deleteModel(getUserDataPath(), requireId(id)));
+  }
+
+  async verifyModel(id) {
+    return native(binding.verifyModel(getUserDataPath(), requireId(id)));
+  }
+
+  async updateModelMetadata(id, options = {}) {
+    const source = options && options.source;
+    if (source !== undefined && !STRATEGIES.includes(source)) {
+      // Let the native side produce the contract's DownloadError for unknown strategies.
+      return native(binding.updateModelMetadata(getUserDataPath(), requireId(id), String(source)));
+    }
+    return native(binding.updateModelMetadata(getUserDataPath(), requireId(id), source));
+  }
+
+  async getModelLayerCount(id) {
+    return (await native(binding.getModelFacts(getUserDataPath(), requireId(id)))).layerCount;
+  }
+
+  async getModelContextLength(id) {
+    return (await native(binding.getModelFacts(getUserDataPath(), requireId(id)))).contextLength;
+  }
+
+  async getModelArchitecture(id) {
+    return (await native(binding.getModelFacts(getUserDataPath(), requireId(id)))).architecture;
+  }
+}
+
+module.exports = { ModelManager };

@@ -1,0 +1,150 @@
+//! napi functions behind `modelManager` (storage, verification, GGUF metadata). Each takes the
+//! userData root resolved by the JS side, so the core holds no global state.
+
+use super::errors::{blocking, IntoNapi};
+use crate::error::Error;
+use crate::gguf::update::{update_model_metadata as update, Strategy};
+use crate::storage::{ModelType, Paths, Store};
+use napi_derive::napi;
+use serde_json::Value;
+
+fn store(root: &str) -> napi::Result<Store> {
+    Ok(Store::new(Paths::new(root).napi()?))
+}
+
+fn model_type(t: Option<String>) -> napi::Result<Option<ModelType>> {
+    match t.as_deref() {
+        None => Ok(None),
+        Some(s) => ModelType::parse(s)
+            .map(Some)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "Invalid model type: {s:?} (expected \"llm\" or \"diffusion\")"
+                ))
+            })
+            .napi(),
+    }
+}
+
+#[napi(js_name = "defaultUserDataPath")]
+pub fn default_user_data_path() -> String {
+    Paths::default_root().display().to_string()
+}
+
+#[napi(js_name = "storageInitialize")]
+pub async fn storage_initialize(root: String) -> napi::Result<()> {
+    Paths::new(root).napi()?.initialize().await.napi()
+}
+
+#[napi(js_name = "listModels")]
+pub async fn list_models(
+    root: String,
+    model_type_name: Option<String>,
+) -> napi::Result<Vec<Value>> {
+    let s = store(&root)?;
+    let t = model_type(model_type_name)?;
+    blocking(move || Ok(s.list(t)?.iter().map(|m| m.to_json()).collect())).await
+}
+
+#[napi(js_name = "getModelInfo")]
+pub async fn get_model_info(root: String, id: String) -> napi::Result<Value> {
+    let s = store(&root)?;
+    blocking(move || Ok(s.get(&id)?.to_json())).await
+}
+
+#[napi(js_name = "deleteModel")]
+pub async fn delete_model(root: String, id: String) -> napi::Result<()> {
+    let s = store(&root)?;
+    blocking(move || s.delete_model(&id).map(|_| ())).await
+}
+
+#[napi(js_name = "verifyModel")]
+pub async fn verify_model(root: String, id: String) -> napi::Result<bool> {
+    let s = store(&root)?;
+    blocking(move || s.verify_model(&id)).await
+}
+
+#[napi(js_name = "updateModelMetadata")]
+pub async fn update_model_metadata(
+    root: String,
+    id: String,
+    strategy: Option<String>,
+) -> napi::Result<Value> {
+    let s = store(&root)?;
+    let strategy = Strategy::parse(strategy.as_deref()).napi()?;
+    update(s, &crate::http::client(), &id, strategy)
+        .await
+        .napi()
+}
+
+/// `getModelLayerCount` / `getModelContextLength` / `getModelArchitecture` in one round trip.
+#[napi(js_name = "getModelFacts")]
+pub async fn get_model_facts(root: String, id: String) -> napi::Result<Value> {
+    let s = store(&root)?;
+    blocking(move || {
+        let m = s.get(&id)?;
+        Ok(serde_json::json!({
+            "layerCount": m.layer_count(),
+            "contextLength": m.context_length(),
+            "architecture": m.architecture(),
+        }))
+    })
+    .await
+}
+
+#[napi(js_name = "readLocalGgufMetadata")]
+pub async fn read_local_gguf_metadata(path: String) -> napi::Result<Value> {
+    blocking(move || {
+        crate::gguf::read_local_metadata(std::path::Path::new(&path)).map_err(|e| {
+            Error::download(
+                format!("Failed to read GGUF metadata from local file: {e}"),
+                serde_json::json!({ "filePath": path, "originalError": e }),
+            )
+        })
+    })
+    .await
+}
+
+#[napi(js_name = "saveModelMetadata")]
+pub async fn save_model_metadata(root: String, info: Value) -> napi::Result<()> {
+    let s = store(&root)?;
+    let info: crate::storage::ModelInfo = serde_json::from_value(info)
+        .map_err(|e| Error::InvalidArgument(format!("Invalid ModelInfo: {e}")))
+        .napi()?;
+    blocking(move || s.save(&info)).await
+}
+
+#[napi(js_name = "loadModelMetadata")]
+pub async fn load_model_metadata(
+    root: String,
+    model_type_name: String,
+    id: String,
+) -> napi::Result<Value> {
+    let s = store(&root)?;
+    let t = model_type(Some(model_type_name))?.unwrap_or(ModelType::Llm);
+    blocking(move || Ok(s.load(t, &id)?.to_json())).await
+}
+
+#[napi(js_name = "storageUsed")]
+pub async fn storage_used(root: String, model_type_name: Option<String>) -> napi::Result<f64> {
+    let s = store(&root)?;
+    let t = model_type(model_type_name)?;
+    blocking(move || Ok(s.storage_used(t)? as f64)).await
+}
+
+/// Free bytes on the volume holding `path` (or its nearest existing ancestor).
+#[napi(js_name = "freeDiskSpace")]
+pub async fn free_disk_space(path: String) -> napi::Result<f64> {
+    blocking(move || {
+        let mut p = std::path::PathBuf::from(&path);
+        while !p.exists() {
+            if !p.pop() {
+                break;
+            }
+        }
+        fs4::available_space(&p)
+            .map(|b| b as f64)
+            .map_err(|e| Error::io("Cannot read free disk space", &p, &e))
+    })
+    .await
+}

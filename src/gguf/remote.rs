@@ -1,0 +1,96 @@
+//! Reading a GGUF header from a remote file with HTTP Range requests, without downloading it:
+//! fetch a prefix, parse, and fetch more only if the parser asks for it.
+
+use super::metadata::metadata_json;
+use super::reader::{parse_header, ParseError, MAX_HEADER_BYTES};
+use futures_util::StreamExt;
+use reqwest::header::{CONTENT_RANGE, RANGE};
+use reqwest::StatusCode;
+use serde_json::Value as Json;
+
+const FIRST_CHUNK: u64 = 2 << 20;
+
+/// Fetches bytes `[start, end)`; returns the bytes and the total size from `Content-Range`.
+/// A server that ignores Range (200) is read only up to `end`, then the connection is dropped.
+async fn fetch_range(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &reqwest::header::HeaderMap,
+    start: u64,
+    end: u64,
+) -> Result<(Vec<u8>, Option<u64>), String> {
+    let resp = client
+        .get(url)
+        .headers(headers.clone())
+        .header(RANGE, format!("bytes={start}-{}", end - 1))
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("HTTP error: {status}"));
+    }
+    let total = resp
+        .headers()
+        .get(CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit('/').next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| {
+            (status == StatusCode::OK)
+                .then(|| resp.content_length())
+                .flatten()
+        });
+    let skip = if status == StatusCode::PARTIAL_CONTENT {
+        0
+    } else {
+        start
+    };
+    let want = end - start;
+    let mut out = Vec::new();
+    let mut seen = 0u64;
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| format!("read failed: {e}"))?;
+        let from = skip.saturating_sub(seen).min(chunk.len() as u64) as usize;
+        seen += chunk.len() as u64;
+        out.extend_from_slice(&chunk[from..]);
+        if out.len() as u64 >= want {
+            out.truncate(want as usize);
+            break;
+        }
+    }
+    Ok((out, total))
+}
+
+/// `fetchGGUFMetadata(url)`: the contract's `GGUFMetadata` of a remote file.
+pub async fn fetch_remote_metadata(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &reqwest::header::HeaderMap,
+) -> Result<Json, String> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut total: Option<u64> = None;
+    let mut want = FIRST_CHUNK;
+    loop {
+        let limit = total.unwrap_or(u64::MAX).min(MAX_HEADER_BYTES);
+        let end = want.min(limit);
+        if (buf.len() as u64) < end {
+            let (bytes, t) = fetch_range(client, url, headers, buf.len() as u64, end).await?;
+            if total.is_none() {
+                total = t;
+            }
+            if bytes.is_empty() {
+                return Err("the server returned no data".into());
+            }
+            buf.extend_from_slice(&bytes);
+        }
+        match parse_header(&buf, total) {
+            Ok(h) => return Ok(metadata_json(&h, total)),
+            Err(ParseError::NeedMore(n)) if (buf.len() as u64) < limit => {
+                want = n.max(want * 2);
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
