@@ -69,12 +69,16 @@ pub async fn update_model_metadata(
     root: String,
     id: String,
     strategy: Option<String>,
+    hf_token: Option<String>,
+    hf_endpoint: Option<String>,
 ) -> napi::Result<Value> {
     let s = store(&root)?;
     let strategy = Strategy::parse(strategy.as_deref()).napi()?;
-    update(s, &crate::http::client(), &id, strategy)
-        .await
-        .napi()
+    let endpoint = hf_endpoint
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(crate::http::hf_endpoint_from_env);
+    let auth = crate::http::Auth::new(&endpoint, hf_token.or_else(crate::http::hf_token_from_env));
+    update(s, &auth, &id, strategy).await.napi()
 }
 
 /// `getModelLayerCount` / `getModelContextLength` / `getModelArchitecture` in one round trip.

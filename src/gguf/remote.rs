@@ -1,10 +1,12 @@
 //! Reading a GGUF header from a remote file with HTTP Range requests, without downloading it:
-//! fetch a prefix, parse, and fetch more only if the parser asks for it.
+//! fetch a prefix, parse, and fetch more only if the parser asks for it. Requests follow redirects
+//! by hand through `http::send`, so a Hugging Face token reaches only the endpoint's origin.
 
 use super::metadata::metadata_json;
 use super::reader::{parse_header, ParseError, MAX_HEADER_BYTES};
+use crate::http::{manual_redirect_client, send, Auth};
 use futures_util::StreamExt;
-use reqwest::header::{CONTENT_RANGE, RANGE};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_RANGE, RANGE};
 use reqwest::StatusCode;
 use serde_json::Value as Json;
 
@@ -13,19 +15,24 @@ const FIRST_CHUNK: u64 = 2 << 20;
 /// Fetches bytes `[start, end)`; returns the bytes and the total size from `Content-Range`.
 /// A server that ignores Range (200) is read only up to `end`, then the connection is dropped.
 async fn fetch_range(
-    client: &reqwest::Client,
-    url: &str,
-    headers: &reqwest::header::HeaderMap,
+    url: &url::Url,
+    auth: &Auth,
     start: u64,
     end: u64,
 ) -> Result<(Vec<u8>, Option<u64>), String> {
-    let resp = client
-        .get(url)
-        .headers(headers.clone())
-        .header(RANGE, format!("bytes={start}-{}", end - 1))
-        .send()
-        .await
-        .map_err(|e| format!("request failed: {e}"))?;
+    let mut headers = HeaderMap::new();
+    let range =
+        HeaderValue::from_str(&format!("bytes={start}-{}", end - 1)).map_err(|e| e.to_string())?;
+    headers.insert(RANGE, range);
+    let (resp, _, _) = send(
+        &manual_redirect_client(),
+        reqwest::Method::GET,
+        url,
+        &headers,
+        auth,
+    )
+    .await
+    .map_err(|e| format!("request failed: {e}"))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(format!("HTTP error: {status}"));
@@ -63,12 +70,13 @@ async fn fetch_range(
     Ok((out, total))
 }
 
-/// `fetchGGUFMetadata(url)`: the contract's `GGUFMetadata` of a remote file.
-pub async fn fetch_remote_metadata(
-    client: &reqwest::Client,
-    url: &str,
-    headers: &reqwest::header::HeaderMap,
-) -> Result<Json, String> {
+/// `fetchGGUFMetadata(url)`: the contract's `GGUFMetadata` of a remote file. `auth` decides
+/// which origin (the Hugging Face endpoint only) may receive the token.
+pub async fn fetch_remote_metadata(url: &str, auth: &Auth) -> Result<Json, String> {
+    let url = url::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("unsupported URL scheme {:?}", url.scheme()));
+    }
     let mut buf: Vec<u8> = Vec::new();
     let mut total: Option<u64> = None;
     let mut want = FIRST_CHUNK;
@@ -76,7 +84,7 @@ pub async fn fetch_remote_metadata(
         let limit = total.unwrap_or(u64::MAX).min(MAX_HEADER_BYTES);
         let end = want.min(limit);
         if (buf.len() as u64) < end {
-            let (bytes, t) = fetch_range(client, url, headers, buf.len() as u64, end).await?;
+            let (bytes, t) = fetch_range(&url, auth, buf.len() as u64, end).await?;
             if total.is_none() {
                 total = t;
             }

@@ -2,6 +2,7 @@
 //! and store it as the record's `ggufMetadata`.
 
 use crate::error::{Error, Result};
+use crate::http::Auth;
 use crate::storage::Store;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -37,17 +38,16 @@ async fn local(path: PathBuf) -> std::result::Result<Value, String> {
         .map_err(|e| e.to_string())?
 }
 
-async fn remote(
-    client: &reqwest::Client,
-    url: Option<String>,
-) -> std::result::Result<Value, String> {
+async fn remote(auth: &Auth, url: Option<String>) -> std::result::Result<Value, String> {
     let url = url.ok_or_else(|| "the model has no source URL".to_string())?;
-    super::remote::fetch_remote_metadata(client, &url, &Default::default()).await
+    super::remote::fetch_remote_metadata(&url, auth).await
 }
 
+/// `auth` carries the Hugging Face endpoint and token (see `http::Auth`): the same rules as
+/// downloads, so gated repos work here too and the token never leaves the endpoint's origin.
 pub async fn update_model_metadata(
     store: Store,
-    client: &reqwest::Client,
+    auth: &Auth,
     id: &str,
     strategy: Strategy,
 ) -> Result<Value> {
@@ -73,7 +73,7 @@ pub async fn update_model_metadata(
     let first = if first_local {
         local(path.clone()).await
     } else {
-        remote(client, url.clone()).await
+        remote(auth, url.clone()).await
     };
     let result = match first {
         Ok(m) => Ok(m),
@@ -89,7 +89,7 @@ pub async fn update_model_metadata(
             );
             if try_other {
                 let second = if first_local {
-                    remote(client, url.clone()).await
+                    remote(auth, url.clone()).await
                 } else {
                     local(path.clone()).await
                 };

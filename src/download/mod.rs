@@ -1,0 +1,621 @@
+//! `downloadModel(config)`: validate -> plan -> lock -> preflight (sizes, hashes, disk space,
+//! existing files) -> transfer each file (resumable, verified) -> write the record last.
+//!
+//! The record is what makes a model exist: it is written atomically after every file is in place,
+//! so a crash or a failure at any point leaves no record, only files the next attempt reuses
+//! (complete files are verified and skipped, `.partial` files are resumed).
+
+pub mod cancel;
+pub mod config;
+mod lock;
+pub mod net;
+pub mod plan;
+pub mod preflight;
+pub mod progress;
+pub mod resume;
+pub mod retry;
+pub mod source;
+pub mod transfer;
+mod writer;
+
+pub use cancel::CancelToken;
+pub use progress::{Event, Events, Phase};
+
+use crate::debug_log;
+use crate::error::{Error, Result};
+use crate::http::{hf_endpoint_from_env, hf_token_from_env, manual_redirect_client, Auth};
+use crate::storage::model_info::{ComponentInfo, ModelInfo, ShardInfo};
+use crate::storage::paths::normalize_lexically;
+use crate::storage::{Paths, Store};
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use config::DownloadRequest;
+use net::Net;
+use plan::{Item, Layout, Plan};
+use preflight::Probe;
+use progress::Tracker;
+use transfer::{expected_hash, Fetched, Job};
+
+/// How long the remote GGUF header may take before we go on without it (parsed locally later).
+const REMOTE_GGUF_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the caller hands in besides the config.
+#[derive(Clone, Default)]
+pub struct Context {
+    pub cancel: CancelToken,
+    pub events: Events,
+}
+
+/// What happens to one planned file.
+#[derive(Debug, Clone, PartialEq)]
+enum Action {
+    /// Already complete on disk (verified when a hash was known).
+    Keep { size: u64, sha256: Option<String> },
+    /// Download it; `present` bytes of a valid `.partial` are reused.
+    Fetch { present: u64 },
+}
+
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::fs(format!("internal task failed: {e}"), json!({})))?
+}
+
+/// `Model already exists: <id>` when a record with this id exists (either type).
+async fn ensure_new(store: &Store, id: &str) -> Result<()> {
+    let s = store.clone();
+    let owned = id.to_string();
+    match run_blocking(move || s.get(&owned)).await {
+        Ok(_) => Err(Error::download(
+            format!("Model already exists: {id}"),
+            json!({ "modelId": id, "suggestion": "Delete the model first, or download it under another name." }),
+        )),
+        Err(Error::ModelNotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn lock_requests(plan: &Plan, paths: &Paths) -> Vec<lock::LockRequest> {
+    let mut v = vec![lock::LockRequest {
+        path: paths.models().join(format!(".download-{}.lock", plan.id)),
+        what: format!("Model {}", plan.id),
+    }];
+    for it in &plan.items {
+        let dir = it.dest.parent().unwrap_or(&plan.dir);
+        v.push(lock::LockRequest {
+            path: dir.join(format!(".{}.lock", it.filename)),
+            what: format!("File {}", it.dest.display()),
+        });
+    }
+    v
+}
+
+/// Downloads a model described by `config` (a `DownloadConfig` without callbacks) into `store`.
+pub async fn download_model(store: Store, config: &Value, ctx: Context) -> Result<ModelInfo> {
+    let req = config::parse(config)?;
+    let endpoint = req
+        .options
+        .hf_endpoint
+        .clone()
+        .map(|e| e.trim().trim_end_matches('/').to_string())
+        .unwrap_or_else(hf_endpoint_from_env);
+    let auth = Auth::new(
+        &endpoint,
+        req.options.hf_token.clone().or_else(hf_token_from_env),
+    );
+    let plan = plan::build(&req, store.paths(), &endpoint)?;
+    if ctx.cancel.is_cancelled() {
+        return Err(Error::download(
+            "Download cancelled",
+            json!({ "cancelled": true, "modelId": plan.id }),
+        ));
+    }
+    ensure_new(&store, &plan.id).await?;
+    store.paths().initialize().await?;
+
+    let dir_existed = plan.dir.exists();
+    let requests = lock_requests(&plan, store.paths());
+    let guard = run_blocking(move || lock::acquire(&requests))
+        .await
+        .map_err(|e| e.with_detail("modelId", json!(plan.id)));
+    let guard = match guard {
+        Ok(g) => g,
+        Err(e) => {
+            remove_dir_if_empty(&plan, dir_existed);
+            return Err(e);
+        }
+    };
+    // Another process may have finished the same model while we waited for nothing: check again
+    // now that we hold the lock.
+    if let Err(e) = ensure_new(&store, &plan.id).await {
+        drop(guard);
+        return Err(e);
+    }
+
+    let net = Net {
+        client: manual_redirect_client(),
+        auth,
+        endpoint,
+        opts: req.options.clone(),
+        cancel: ctx.cancel.clone(),
+    };
+    let tracker = Tracker::new();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let reporter = tokio::spawn(progress::report(
+        tracker.clone(),
+        ctx.events.clone(),
+        stop_rx,
+    ));
+    let mut completed: Vec<PathBuf> = Vec::new();
+    let result = run(
+        &store,
+        &req,
+        &plan,
+        &net,
+        &ctx.events,
+        &tracker,
+        &mut completed,
+    )
+    .await;
+    if result.is_err() && req.options.cleanup_on_failure {
+        cleanup(&store, &plan, &completed).await;
+    }
+    // The closing (total, total) event goes out only for a download that succeeded, and is
+    // delivered before this function returns.
+    let _ = stop_tx.send(result.is_ok());
+    let _ = reporter.await;
+    drop(guard);
+    if result.is_err() {
+        remove_dir_if_empty(&plan, dir_existed);
+    }
+    result
+}
+
+fn remove_dir_if_empty(plan: &Plan, existed: bool) {
+    if !existed && plan.layout != Layout::Single {
+        let _ = std::fs::remove_dir(&plan.dir);
+    }
+}
+
+/// `cleanupOnFailure`: drop partial state and the files this attempt completed, except files some
+/// record references (a shared file re-downloaded for a mismatch still belongs to its variants).
+async fn cleanup(store: &Store, plan: &Plan, completed: &[PathBuf]) {
+    let s = store.clone();
+    let referenced: Vec<PathBuf> = run_blocking(move || {
+        Ok(s.list(None)?
+            .iter()
+            .flat_map(|m| m.all_files())
+            .map(|p| normalize_lexically(Path::new(&p)))
+            .collect())
+    })
+    .await
+    .unwrap_or_default();
+    for it in &plan.items {
+        let _ = std::fs::remove_file(resume::partial_path(&it.dest));
+        let _ = std::fs::remove_file(resume::sidecar_path(&it.dest));
+    }
+    for p in completed {
+        if !referenced.contains(&normalize_lexically(p)) {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Whether any record names `path` as one of its files.
+async fn referenced_by_a_record(store: &Store, path: &Path) -> Result<bool> {
+    let s = store.clone();
+    let want = normalize_lexically(path);
+    run_blocking(move || {
+        Ok(s.list(None)?.iter().any(|m| {
+            m.all_files()
+                .iter()
+                .any(|p| normalize_lexically(Path::new(p)) == want)
+        }))
+    })
+    .await
+}
+
+fn file_exists_error(item: &Item, why: &str) -> Error {
+    Error::download(
+        format!("Model file already exists: {}", item.filename),
+        json!({
+            "path": item.dest.display().to_string(),
+            "reason": why,
+            "suggestion": "Delete the file or the model that owns it, or download under another file name.",
+        }),
+    )
+}
+
+/// Decides what to do with each planned file given what is on disk.
+async fn classify_items(
+    store: &Store,
+    plan: &Plan,
+    probes: &[Probe],
+    tracker: &Arc<Tracker>,
+) -> Result<Vec<Action>> {
+    let mut actions = Vec::with_capacity(plan.items.len());
+    for (item, probe) in plan.items.iter().zip(probes) {
+        let expected = expected_hash(item, probe);
+        let on_disk = std::fs::metadata(&item.dest).ok().filter(|m| m.is_file());
+        let Some(meta) = on_disk else {
+            let partial = resume::partial_path(&item.dest);
+            let len = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+            let present = match resume::decide_start(
+                len,
+                resume::load(&resume::sidecar_path(&item.dest)).as_ref(),
+                item.url.as_str(),
+                &probe.remote(),
+                expected.as_ref().map(|(h, _)| h.as_str()),
+            ) {
+                resume::Start::Resume { offset } => offset,
+                resume::Start::Fresh { .. } => 0,
+            };
+            actions.push(Action::Fetch { present });
+            continue;
+        };
+        let single = plan.layout == Layout::Single;
+        if single && referenced_by_a_record(store, &item.dest).await? {
+            return Err(file_exists_error(
+                item,
+                "another model's record uses this file",
+            ));
+        }
+        let size = meta.len();
+        let action = match &expected {
+            Some((want, _)) => {
+                // A reused file is trusted only after hashing it.
+                tracker.start_item(item.role.clone(), item.filename.clone(), Phase::Verifying);
+                let (n, sha) = transfer::hash_existing(&item.dest, Tracker::new()).await?;
+                if &sha == want {
+                    Action::Keep {
+                        size: n,
+                        sha256: Some(sha),
+                    }
+                } else if single {
+                    return Err(file_exists_error(
+                        item,
+                        "the existing file does not match the expected checksum",
+                    ));
+                } else {
+                    debug_log!(
+                        "{}: existing file does not match; downloading again",
+                        item.dest.display()
+                    );
+                    Action::Fetch { present: 0 }
+                }
+            }
+            None => match probe.size {
+                Some(s) if s != size => {
+                    if single {
+                        return Err(file_exists_error(
+                            item,
+                            "the existing file has another size",
+                        ));
+                    }
+                    Action::Fetch { present: 0 }
+                }
+                // No hash to check: as genai-electron does, an existing shared file is reused. A
+                // single file is adopted only when its size is known to match (an interrupted
+                // earlier run of this same download); otherwise it may be someone else's.
+                Some(_) => Action::Keep { size, sha256: None },
+                None if single => {
+                    return Err(file_exists_error(item, "it cannot be verified"));
+                }
+                None => Action::Keep { size, sha256: None },
+            },
+        };
+        actions.push(action);
+    }
+    Ok(actions)
+}
+
+fn remote_gguf(
+    plan: &Plan,
+    net: &Net,
+    fresh: bool,
+) -> Option<tokio::task::JoinHandle<Option<Value>>> {
+    if !plan.primary_is_gguf() || !fresh {
+        return None;
+    }
+    let url = plan.primary().url.to_string();
+    let auth = net.auth.clone();
+    Some(tokio::spawn(async move {
+        match tokio::time::timeout(
+            REMOTE_GGUF_TIMEOUT,
+            crate::gguf::remote::fetch_remote_metadata(&url, &auth),
+        )
+        .await
+        {
+            Ok(Ok(m)) => Some(m),
+            Ok(Err(e)) => {
+                debug_log!("remote GGUF header of {url} unavailable: {e}");
+                None
+            }
+            Err(_) => None,
+        }
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    store: &Store,
+    req: &DownloadRequest,
+    plan: &Plan,
+    net: &Net,
+    events: &Events,
+    tracker: &Arc<Tracker>,
+    completed: &mut Vec<PathBuf>,
+) -> Result<ModelInfo> {
+    tracker.set_phase(Phase::Preflight);
+    // The header of a fresh .gguf primary is read remotely while the sizes are asked; a primary
+    // already (partly) on disk is parsed locally at the end instead, which costs no traffic.
+    let primary = plan.primary();
+    let fresh_primary = !primary.dest.exists() && !resume::partial_path(&primary.dest).exists();
+    let gguf_task = remote_gguf(plan, net, fresh_primary);
+
+    let probes =
+        futures_util::future::try_join_all(plan.items.iter().map(|it| preflight::probe(net, it)))
+            .await;
+    let probes = match probes {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(t) = gguf_task {
+                t.abort();
+            }
+            return Err(e);
+        }
+    };
+    let actions = classify_items(store, plan, &probes, tracker).await;
+    let actions = match actions {
+        Ok(a) => a,
+        Err(e) => {
+            if let Some(t) = gguf_task {
+                t.abort();
+            }
+            return Err(e);
+        }
+    };
+
+    // Disk space for everything still to fetch, before any byte is.
+    let mut required = 0u64;
+    let mut total = 0u64;
+    for ((a, p), _) in actions.iter().zip(&probes).zip(&plan.items) {
+        if let Action::Fetch { present } = a {
+            let size = p.size.unwrap_or(0);
+            required += size.saturating_sub(*present);
+            total += size;
+        }
+    }
+    let available = match req.options.test_free_disk_bytes {
+        Some(b) => b,
+        None => preflight::available_space(&plan.dir)?,
+    };
+    if let Err(e) = preflight::check_space(&plan.name, required, available, &plan.dir) {
+        if let Some(t) = gguf_task {
+            t.abort();
+        }
+        return Err(e.with_detail("modelId", json!(plan.id)));
+    }
+    tracker.set_total(total);
+
+    let multi = plan.layout == Layout::MultiComponent;
+    let n = plan.items.len();
+    let mut results: Vec<(u64, Option<String>)> = Vec::with_capacity(n);
+    for (i, ((item, probe), action)) in plan.items.iter().zip(&probes).zip(&actions).enumerate() {
+        if multi {
+            events.send(Event::ComponentStart {
+                role: item.role.clone().unwrap_or_default(),
+                filename: item.filename.clone(),
+                index: i + 1,
+                total: n,
+            });
+        }
+        match action {
+            Action::Keep { size, sha256 } => results.push((*size, sha256.clone())),
+            Action::Fetch { .. } => {
+                tracker.start_item(item.role.clone(), item.filename.clone(), Phase::Downloading);
+                let job = Job {
+                    item,
+                    probe,
+                    expected: expected_hash(item, probe),
+                    tracker: tracker.clone(),
+                    size_counted: probe.size.is_some(),
+                };
+                let Fetched { size, sha256 } = transfer::fetch(net, job).await?;
+                completed.push(item.dest.clone());
+                tracker.finish_item(size);
+                results.push((size, Some(sha256)));
+            }
+        }
+    }
+
+    // GGUF metadata of the primary: the remote header if we have it, else the local file. Never
+    // fatal: a .gguf that does not parse is still the file the caller asked for.
+    let mut gguf = match gguf_task {
+        Some(t) => t.await.ok().flatten(),
+        None => None,
+    };
+    if gguf.is_none() && plan.primary_is_gguf() {
+        let p = primary.dest.clone();
+        gguf = run_blocking(move || {
+            crate::gguf::read_local_metadata(&p).map_err(|e| Error::fs(e, json!({})))
+        })
+        .await
+        .map_err(|e| {
+            debug_log!(
+                "local GGUF header of {} unreadable: {e}",
+                primary.dest.display()
+            )
+        })
+        .ok();
+    }
+
+    let info = build_record(req, plan, &results, gguf);
+    let s = store.clone();
+    let saved = info.clone();
+    run_blocking(move || s.save(&saved)).await?;
+    Ok(info)
+}
+
+fn now_iso() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// `supportsReasoning`: genai-electron's filename heuristic.
+fn supports_reasoning(filename: &str) -> bool {
+    let f = filename.to_ascii_lowercase();
+    ["qwen3", "deepseek-r1", "gpt-oss"]
+        .iter()
+        .any(|k| f.contains(k))
+}
+
+/// The record, in genai-electron's shape. `checksum` is the sha256 of the bytes on disk (computed
+/// while streaming, or while verifying a reused file), so `verifyModel` can check every file later.
+fn build_record(
+    req: &DownloadRequest,
+    plan: &Plan,
+    results: &[(u64, Option<String>)],
+    gguf: Option<Value>,
+) -> ModelInfo {
+    let primary = plan.primary();
+    let path = |it: &Item| it.dest.display().to_string();
+    let mut info = ModelInfo {
+        id: plan.id.clone(),
+        name: plan.name.clone(),
+        model_type: plan.model_type,
+        size: results.iter().map(|(s, _)| s).sum(),
+        path: path(primary),
+        downloaded_at: now_iso(),
+        source: Some(primary.source.clone()),
+        checksum: None,
+        supports_reasoning: None,
+        gguf_metadata: gguf,
+        components: None,
+        shards: None,
+        provenance: req.provenance.clone(),
+        extra: Map::new(),
+    };
+    let fmt = |s: &Option<String>| s.as_deref().map(crate::checksum::format);
+    match plan.layout {
+        Layout::Single => {
+            info.checksum = fmt(&results[0].1);
+            info.supports_reasoning = Some(supports_reasoning(&primary.filename));
+        }
+        Layout::Sharded => {
+            info.checksum = fmt(&results[0].1);
+            info.supports_reasoning = Some(supports_reasoning(&primary.filename));
+            info.shards = Some(
+                plan.items
+                    .iter()
+                    .zip(results)
+                    .map(|(it, (size, sha))| ShardInfo {
+                        path: path(it),
+                        size: *size,
+                        checksum: fmt(sha),
+                        extra: Map::new(),
+                    })
+                    .collect(),
+            );
+        }
+        Layout::MultiComponent => {
+            let mut components = Map::new();
+            for (it, (size, sha)) in plan.items.iter().zip(results) {
+                let c = ComponentInfo {
+                    path: path(it),
+                    size: *size,
+                    checksum: fmt(sha),
+                    source: Some(it.source.clone()),
+                    provenance: it.provenance.clone(),
+                    extra: Map::new(),
+                };
+                components.insert(
+                    it.role.clone().unwrap_or_default(),
+                    serde_json::to_value(c).unwrap_or(Value::Null),
+                );
+            }
+            info.components = Some(components);
+        }
+    }
+    info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Paths;
+
+    #[test]
+    fn records_have_the_contract_shape() {
+        let req = config::parse(&json!({
+            "source": "huggingface", "repo": "o/dit", "file": "dit.gguf", "name": "Flux 2 Klein", "type": "diffusion",
+            "provenance": {"license": "apache-2.0"},
+            "components": [
+                {"role": "llm", "source": "huggingface", "repo": "o/qwen", "file": "Qwen3-4B-Q4_0.gguf", "provenance": {"license": "x"}},
+                {"role": "vae", "source": "url", "url": "http://h/split_files/vae/flux2-vae.safetensors"}
+            ]
+        }))
+        .unwrap();
+        let plan =
+            plan::build(&req, &Paths::new("/ud").unwrap(), "https://huggingface.co").unwrap();
+        let results = vec![
+            (10, Some("a".repeat(64))),
+            (20, None),
+            (5, Some("b".repeat(64))),
+        ];
+        let info = build_record(&req, &plan, &results, None);
+        let j = info.to_json();
+        assert_eq!(j["size"], 35);
+        assert_eq!(j["path"], j["components"]["diffusion_model"]["path"]);
+        let roles: Vec<_> = j["components"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(roles, ["diffusion_model", "llm", "vae"]);
+        assert_eq!(
+            j["components"]["diffusion_model"]["provenance"]["license"],
+            "apache-2.0"
+        );
+        assert_eq!(j["components"]["llm"]["provenance"]["license"], "x");
+        assert!(j["components"]["llm"].get("checksum").is_none());
+        assert_eq!(
+            j["components"]["vae"]["checksum"],
+            format!("sha256:{}", "b".repeat(64))
+        );
+        assert_eq!(
+            j["components"]["vae"]["source"],
+            json!({"type": "url", "url": "http://h/split_files/vae/flux2-vae.safetensors"})
+        );
+        assert_eq!(j["provenance"]["license"], "apache-2.0");
+        assert!(j.get("checksum").is_none());
+        assert!(j.get("supportsReasoning").is_none());
+        assert!(j["downloadedAt"].as_str().unwrap().ends_with('Z'));
+
+        let req = config::parse(
+            &json!({"source": "url", "url": "http://h/Qwen3-8B.gguf", "name": "Q", "type": "llm"}),
+        )
+        .unwrap();
+        let plan =
+            plan::build(&req, &Paths::new("/ud").unwrap(), "https://huggingface.co").unwrap();
+        let j = build_record(
+            &req,
+            &plan,
+            &[(7, Some("c".repeat(64)))],
+            Some(json!({"architecture": "qwen3"})),
+        )
+        .to_json();
+        assert_eq!(j["supportsReasoning"], true);
+        assert_eq!(j["checksum"], format!("sha256:{}", "c".repeat(64)));
+        assert_eq!(j["ggufMetadata"]["architecture"], "qwen3");
+        assert_eq!(
+            j["source"],
+            json!({"type": "url", "url": "http://h/Qwen3-8B.gguf"})
+        );
+    }
+}
