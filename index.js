@@ -10,7 +10,9 @@ const constants = require('./lib/constants.js');
 const { configure, getUserDataPath } = require('./lib/user-data.js');
 const { ModelManager } = require('./lib/model-manager.js');
 const { StorageManager } = require('./lib/storage-manager.js');
+const { SystemInfo } = require('./lib/system-info.js');
 const binding = require('./binding.js');
+const { PATHS, getModelFilePath, getModelDirectory } = require('./lib/paths.js');
 
 /** `fetchLocalGGUFMetadata(path)`: the GGUF header of a local file as `GGUFMetadata`. */
 function fetchLocalGGUFMetadata(filePath) {
@@ -23,7 +25,12 @@ module.exports = {
   modelManager: ModelManager.getInstance(),
   ModelManager,
   StorageManager,
+  systemInfo: SystemInfo.getInstance(),
+  SystemInfo,
   fetchLocalGGUFMetadata,
+  PATHS,
+  getModelFilePath,
+  getModelDirectory,
   DEFAULT_PORTS: constants.DEFAULT_PORTS,
   DIFFUSION_COMPONENT_FLAGS: constants.DIFFUSION_COMPONENT_FLAGS,
   DIFFUSION_COMPONENT_ORDER: constants.DIFFUSION_COMPONENT_ORDER,
