@@ -115,7 +115,28 @@ export interface ModelInfo {
   [key: string]: unknown;
 }
 
-export type DownloadProgressCallback = (downloaded: number, total: number) => void;
+/** The third argument of `onProgress`. */
+export interface DownloadProgressInfo {
+  /** Smoothed transfer speed of this download (bytes/s; 0 until data flows). */
+  bytesPerSecond: number;
+  /** Seconds left at the current speed; null while unknown, 0 at the end. */
+  etaSeconds: number | null;
+  /** Component role of the file being fetched (multi-component models), else null. */
+  component: DiffusionComponentRole | null;
+  /** On-disk name of the file being fetched. */
+  file: string | null;
+  /**
+   * `preflight` (sizes, disk space), `verifying` (hashing bytes already on disk: a resumed partial
+   * or a reused shared file), `downloading`, `done` (the final `(total, total)` call).
+   */
+  phase: 'preflight' | 'verifying' | 'downloading' | 'done';
+}
+
+/**
+ * Aggregate bytes across all files of the download; called at most every 100 ms with values that
+ * never decrease, and once with `(total, total)` before the Promise resolves.
+ */
+export type DownloadProgressCallback = (downloaded: number, total: number, info: DownloadProgressInfo) => void;
 
 export interface DiffusionComponentDownload {
   role: DiffusionComponentRole;
@@ -143,6 +164,25 @@ export interface DownloadConfig {
   components?: DiffusionComponentDownload[];
   modelDirectory?: string;
   onComponentStart?: (info: { role: string; filename: string; index: number; total: number }) => void;
+  /** Aborts this download (rejects with DownloadError 'Download cancelled'; partial files are kept). */
+  signal?: AbortSignal;
+  /** Hugging Face token, sent as a Bearer header to the Hugging Face endpoint only. Default: HF_TOKEN. */
+  hfToken?: string;
+  /** Hugging Face endpoint (a mirror). Default: HF_ENDPOINT, else https://huggingface.co. */
+  hfEndpoint?: string;
+  /**
+   * On failure or cancel, delete `.partial` files and files completed by this attempt (files other
+   * models use are kept). Default false: the next call resumes where this one stopped.
+   */
+  cleanupOnFailure?: boolean;
+  /** A response that sends no byte for this long counts as a failed attempt (default 30000). */
+  stallTimeoutMs?: number;
+  /** Consecutive failed attempts without progress, per file, before giving up (default 5). */
+  maxRetries?: number;
+  /** First retry delay, doubled per consecutive failure up to 30 s (default 1000). */
+  retryDelayMs?: number;
+  /** Test hooks; not for production use. `freeDiskBytes` replaces the measured free space. */
+  testHooks?: { freeDiskBytes?: number };
 }
 
 export type MetadataFetchStrategy = 'local-only' | 'remote-only' | 'local-remote' | 'remote-local';
@@ -168,7 +208,19 @@ export declare class ModelManager {
    */
   verifyModel(id: string): Promise<boolean>;
   /** Re-reads the GGUF header and stores it as `ggufMetadata`. @throws ModelNotFoundError, DownloadError */
-  updateModelMetadata(id: string, options?: { source?: MetadataFetchStrategy }): Promise<ModelInfo>;
+  updateModelMetadata(id: string, options?: { source?: MetadataFetchStrategy; hfToken?: string }): Promise<ModelInfo>;
+  /**
+   * Downloads a model: one file, a multi-component diffusion model (`components`) or a sharded GGUF.
+   * Streams to `<file>.partial` while hashing, resumes after drops/crashes, verifies against
+   * `checksum` or Hugging Face's sha256, and writes the record last.
+   * @throws DownloadError (validation, HTTP, checksum, cancel, already exists/in progress),
+   *   InsufficientResourcesError (disk space), FileSystemError
+   */
+  downloadModel(config: DownloadConfig): Promise<ModelInfo>;
+  /** Cancels every download in progress in this process. */
+  cancelDownload(): void;
+  /** True while a downloadModel() call of this process has not settled. */
+  isDownloading(): boolean;
   getModelLayerCount(id: string): Promise<number>;
   getModelContextLength(id: string): Promise<number>;
   getModelArchitecture(id: string): Promise<string>;

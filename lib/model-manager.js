@@ -4,6 +4,7 @@
 const binding = require('../binding.js');
 const { native } = require('./errors.js');
 const { getUserDataPath } = require('./user-data.js');
+const download = require('./download.js');
 
 const STRATEGIES = ['local-only', 'remote-only', 'local-remote', 'remote-local'];
 
@@ -44,11 +45,29 @@ class ModelManager {
 
   async updateModelMetadata(id, options = {}) {
     const source = options && options.source;
+    // Same token/endpoint rules as downloads: options, else HF_TOKEN / HF_ENDPOINT.
+    const token = (options && options.hfToken) || process.env.HF_TOKEN || undefined;
+    const endpoint = process.env.HF_ENDPOINT || undefined;
     if (source !== undefined && !STRATEGIES.includes(source)) {
       // Let the native side produce the contract's DownloadError for unknown strategies.
-      return native(binding.updateModelMetadata(getUserDataPath(), requireId(id), String(source)));
+      return native(binding.updateModelMetadata(getUserDataPath(), requireId(id), String(source), token, endpoint));
     }
-    return native(binding.updateModelMetadata(getUserDataPath(), requireId(id), source));
+    return native(binding.updateModelMetadata(getUserDataPath(), requireId(id), source, token, endpoint));
+  }
+
+  /** Downloads a model (single-file, multi-component or sharded) and returns its record. */
+  async downloadModel(config) {
+    return download.downloadModel(config);
+  }
+
+  /** Cancels every download in progress in this process. */
+  cancelDownload() {
+    download.cancelDownload();
+  }
+
+  /** True while any downloadModel() call of this process has not settled. */
+  isDownloading() {
+    return download.isDownloading();
   }
 
   async getModelLayerCount(id) {

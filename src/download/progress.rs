@@ -301,6 +301,10 @@ pub async fn report(
     mut stop: tokio::sync::oneshot::Receiver<bool>,
 ) {
     let mut emitter = Emitter::new(INTERVAL);
+    // Speed is measured from the start, so the first event already has one.
+    emitter
+        .speed
+        .sample(Instant::now(), tracker.snapshot().received);
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick fires at once; the first event should reflect some work.

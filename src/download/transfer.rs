@@ -155,6 +155,8 @@ struct Attempt<'a, 'b> {
     /// The size we now believe the file has.
     total: Option<u64>,
     counted: bool,
+    /// The hash the file must have; Hugging Face's may move on if the file changes upstream.
+    expected: Option<(String, HashSource)>,
 }
 
 impl Attempt<'_, '_> {
@@ -219,9 +221,27 @@ impl Attempt<'_, '_> {
                     e.to_string(),
                     json!({ "url": item.url.as_str() }),
                 )),
-                Ok(Ok((resp, last, _linked))) => {
+                Ok(Ok((resp, last, linked))) => {
                     let status = resp.status().as_u16();
-                    if !(200..300).contains(&status) && status != 416 {
+                    let moved = match (&self.expected, &linked.sha256) {
+                        (Some((old, HashSource::HuggingFace)), Some(new)) => old != new,
+                        _ => false,
+                    };
+                    if moved {
+                        // The file changed upstream since the probe (or since the bytes we have
+                        // were fetched): its new hash is the one to check, from byte zero.
+                        self.expected = linked.sha256.clone().map(|h| (h, HashSource::HuggingFace));
+                    }
+                    if moved && offset > 0 {
+                        drop(resp);
+                        self.reset(writer, "the remote file changed (new sha256)")
+                            .await?;
+                        offset = 0;
+                        Failure::Retry {
+                            message: "the remote file changed (new sha256)".into(),
+                            retry_after: None,
+                        }
+                    } else if !(200..300).contains(&status) && status != 416 {
                         net.status_failure(status, resp.headers(), &last, item.repo.as_deref())
                     } else {
                         match self.body(writer, resp, status, offset).await? {
@@ -336,7 +356,7 @@ impl Attempt<'_, '_> {
                 etag,
                 last_modified,
                 total: self.total,
-                sha256: self.job.expected.as_ref().map(|(h, _)| h.clone()),
+                sha256: self.expected.as_ref().map(|(h, _)| h.clone()),
             };
             resume::save(&self.meta, &sc)?;
             self.sidecar = Some(sc);
@@ -404,7 +424,7 @@ pub async fn fetch(net: &Net, job: Job<'_>) -> Result<Fetched> {
     let dest = item.dest.as_path();
     let partial = resume::partial_path(dest);
     let meta = resume::sidecar_path(dest);
-    let expected = job.expected.clone();
+    let mut expected = job.expected.clone();
     let remote = job.probe.remote();
 
     let partial_len = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
@@ -449,6 +469,7 @@ pub async fn fetch(net: &Net, job: Job<'_>) -> Result<Fetched> {
             sidecar: sidecar.take(),
             total: remote.total,
             counted: job.size_counted,
+            expected: expected.clone(),
         };
         let resumed = offset > 0;
         let result = attempt.run(&writer, offset).await;
@@ -458,6 +479,7 @@ pub async fn fetch(net: &Net, job: Job<'_>) -> Result<Fetched> {
             drop(writer);
             return Err(e);
         }
+        expected = attempt.expected.clone();
         let (size, sha) = writer
             .finish()
             .await
