@@ -157,6 +157,9 @@ struct Attempt<'a, 'b> {
     counted: bool,
     /// The hash the file must have; Hugging Face's may move on if the file changes upstream.
     expected: Option<(String, HashSource)>,
+    /// Bytes of more than one response (or an earlier run) are in the file: a mismatch may be
+    /// a bad splice rather than a bad source, so one clean pass is worth trying.
+    spliced: bool,
 }
 
 impl Attempt<'_, '_> {
@@ -176,6 +179,7 @@ impl Attempt<'_, '_> {
             .map_err(|e| write_error(self.job.item, &self.partial, &e))?;
         let _ = std::fs::remove_file(&self.meta);
         self.sidecar = None;
+        self.spliced = false;
         self.job.tracker.set_current(0);
         Ok(())
     }
@@ -337,7 +341,7 @@ impl Attempt<'_, '_> {
                 self.reset(writer, reason).await?;
                 offset = 0;
             }
-            Reply::Append => {}
+            Reply::Append => self.spliced |= offset > 0,
         }
         let body_total = match (status, cr) {
             (206, Some(c)) => c.total,
@@ -470,13 +474,18 @@ pub async fn fetch(net: &Net, job: Job<'_>) -> Result<Fetched> {
             total: remote.total,
             counted: job.size_counted,
             expected: expected.clone(),
+            spliced: offset > 0,
         };
-        let resumed = offset > 0;
         let result = attempt.run(&writer, offset).await;
         if let Err(e) = result {
-            // Flush what arrived so the next attempt can resume from it.
-            let _ = writer.sync().await;
+            // Flush what arrived so the next attempt can resume from it; an empty partial is
+            // worth nothing and is not left behind.
+            let kept = writer.sync().await.unwrap_or(0);
             drop(writer);
+            if kept == 0 {
+                let _ = std::fs::remove_file(&partial);
+                let _ = std::fs::remove_file(&meta);
+            }
             return Err(e);
         }
         expected = attempt.expected.clone();
@@ -486,7 +495,7 @@ pub async fn fetch(net: &Net, job: Job<'_>) -> Result<Fetched> {
             .map_err(|e| write_error(item, &partial, &e))?;
         if let Some((want, source)) = &expected {
             if &sha != want {
-                if resumed && may_retry_mismatch {
+                if attempt.spliced && may_retry_mismatch {
                     debug_log!(
                         "{}: hash mismatch after a resume; downloading again from zero",
                         item.url
