@@ -83,6 +83,9 @@ pub async fn probe(net: &Net, item: &Item) -> Result<Probe> {
     let tries = net.opts.max_retries.min(2) + 1;
     let mut linked_seen = LinkedInfo::default();
     for method in [Method::HEAD, Method::GET] {
+        if method == Method::GET && linked_seen.size.is_some() {
+            break; // Hugging Face's redirect already said the size: no need to probe the CDN
+        }
         let mut headers = HeaderMap::new();
         if method == Method::GET {
             headers.insert(RANGE, HeaderValue::from_static("bytes=0-0"));
