@@ -101,7 +101,7 @@ enum BodyEnd {
 async fn stream_body(
     net: &Net,
     mut resp: reqwest::Response,
-    writer: &Writer,
+    writer: &mut Writer,
     tracker: &Tracker,
     mut pos: u64,
     total: Option<u64>,
@@ -131,7 +131,7 @@ async fn stream_body(
             let sent = tokio::select! {
                 biased;
                 _ = net.cancel.cancelled() => return BodyEnd::Cancelled,
-                r = writer.write(chunk) => r,
+                r = writer.write(&chunk) => r,
             };
             if sent.is_err() {
                 return BodyEnd::WriterGone;
@@ -171,7 +171,7 @@ impl Attempt<'_, '_> {
         self.total = Some(t);
     }
 
-    async fn reset(&mut self, writer: &Writer, why: &str) -> Result<()> {
+    async fn reset(&mut self, writer: &mut Writer, why: &str) -> Result<()> {
         debug_log!("{}: restarting from zero: {why}", self.job.item.url);
         writer
             .reset()
@@ -185,7 +185,7 @@ impl Attempt<'_, '_> {
     }
 
     /// Streams until the partial holds the whole file (Ok), or fails for good (Err).
-    async fn run(&mut self, writer: &Writer, mut offset: u64) -> Result<()> {
+    async fn run(&mut self, writer: &mut Writer, mut offset: u64) -> Result<()> {
         let net = self.net;
         let item = self.job.item;
         let mut failures: u32 = 0;
@@ -308,7 +308,7 @@ impl Attempt<'_, '_> {
     /// Returns the new offset and, when the attempt did not finish, the failure to retry.
     async fn body(
         &mut self,
-        writer: &Writer,
+        writer: &mut Writer,
         resp: reqwest::Response,
         status: u16,
         mut offset: u64,
@@ -459,7 +459,7 @@ pub async fn fetch(net: &Net, job: Job<'_>) -> Result<Fetched> {
         if offset > 0 {
             job.tracker.set_phase(Phase::Verifying);
         }
-        let writer = Writer::open(partial.clone(), offset, job.tracker.clone())
+        let mut writer = Writer::open(partial.clone(), offset, job.tracker.clone())
             .await
             .map_err(|e| write_error(item, &partial, &e))?;
         if offset == 0 {
@@ -476,7 +476,7 @@ pub async fn fetch(net: &Net, job: Job<'_>) -> Result<Fetched> {
             expected: expected.clone(),
             spliced: offset > 0,
         };
-        let result = attempt.run(&writer, offset).await;
+        let result = attempt.run(&mut writer, offset).await;
         if let Err(e) = result {
             // Flush what arrived so the next attempt can resume from it; an empty partial is
             // worth nothing and is not left behind.

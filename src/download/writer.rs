@@ -1,54 +1,50 @@
-//! The disk side of a transfer: one thread that appends chunks to `<dest>.partial` and feeds the
-//! same bytes to SHA-256, so the file is hashed as it is written and never read back. The network
-//! side hands chunks over a bounded channel, which keeps memory flat when the disk is slower than
-//! the network. On resume the thread first hashes the bytes already in the partial file.
+//! The disk side of a transfer. Received bytes are copied into a small pool of 1 MiB buffers (so the
+//! HTTP stack reuses its own read buffer instead of faulting in fresh pages for every chunk); a
+//! writer thread appends full buffers to `<dest>.partial` and hands them to a hasher thread, which
+//! feeds SHA-256 and returns them to the pool. Writing and hashing overlap, the file is hashed as
+//! it is written and never read back, and memory stays bounded by the pool whatever the speeds.
+//! On resume the bytes already in the partial file are hashed first.
 
 use crate::checksum::finish_hex;
-use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::progress::Tracker;
 
-/// Chunks in flight between the network and the disk (hyper's chunks are at most a few hundred
-/// KiB, so this bounds buffered data to a few MiB).
-const QUEUE: usize = 32;
-const WRITE_BUFFER: usize = 1 << 20;
+const BUFFER: usize = 1 << 20;
+/// Buffers in flight between the network, the disk and the hash (bounds memory to a few MiB).
+const POOL: usize = 8;
 
 enum Cmd {
-    Data(Bytes),
+    Data(Vec<u8>),
     /// Truncate to zero and start a new hash (the remote file changed, or the range was ignored).
     Reset(oneshot::Sender<std::io::Result<()>>),
-    /// Flush to the OS and report the length written so far.
+    /// Report the length written so far (everything sent before is on its way to the OS).
     Sync(oneshot::Sender<std::io::Result<u64>>),
-    /// Flush, fsync, and return the length and the hex digest.
+    /// fsync, then the hasher replies with the length and the hex digest.
     Finish(oneshot::Sender<std::io::Result<(u64, String)>>),
 }
 
+enum HashCmd {
+    Data(Vec<u8>),
+    Reset,
+    Finish(u64, oneshot::Sender<std::io::Result<(u64, String)>>),
+}
+
 pub struct Writer {
-    tx: mpsc::Sender<Cmd>,
+    tx: mpsc::UnboundedSender<Cmd>,
+    pool: mpsc::UnboundedReceiver<Vec<u8>>,
+    allocated: usize,
+    cur: Vec<u8>,
 }
 
-struct State {
-    out: BufWriter<File>,
-    hasher: Sha256,
-    written: u64,
-    failed: Option<std::io::Error>,
-}
-
-impl State {
-    fn err(&self) -> std::io::Error {
-        let e = self.failed.as_ref().expect("checked by caller");
-        std::io::Error::new(e.kind(), e.to_string())
-    }
-}
-
-/// Hashes the first `len` bytes of `file` into `hasher`, counting them into the tracker as it goes
-/// so a long resume shows progress.
+/// Hashes the first `len` bytes of `file`, counting them into the tracker as it goes so a long
+/// resume shows progress.
 fn hash_prefix(
     file: &mut File,
     len: u64,
@@ -56,7 +52,7 @@ fn hash_prefix(
     tracker: &Tracker,
 ) -> std::io::Result<()> {
     file.seek(SeekFrom::Start(0))?;
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; BUFFER];
     let mut left = len;
     while left > 0 {
         let want = (buf.len() as u64).min(left) as usize;
@@ -74,7 +70,7 @@ fn hash_prefix(
     Ok(())
 }
 
-fn open_state(path: &Path, offset: u64, tracker: &Tracker) -> std::io::Result<State> {
+fn open_file(path: &Path, offset: u64, tracker: &Tracker) -> std::io::Result<(File, Sha256)> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -88,62 +84,113 @@ fn open_state(path: &Path, offset: u64, tracker: &Tracker) -> std::io::Result<St
     // Anything past the offset (a torn last write) is dropped.
     file.set_len(offset)?;
     file.seek(SeekFrom::Start(offset))?;
-    Ok(State {
-        out: BufWriter::with_capacity(WRITE_BUFFER, file),
-        hasher,
-        written: offset,
-        failed: None,
-    })
+    Ok((file, hasher))
 }
 
-fn run(mut st: State, mut rx: mpsc::Receiver<Cmd>) {
+fn copy_err(e: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), e.to_string())
+}
+
+/// Bytes written between two early-writeback requests.
+const WRITEBACK_WINDOW: u64 = 64 << 20;
+
+/// Asks the kernel to start writing `[from, from + len)` to disk now (Linux), so dirty pages do not
+/// pile up for the final fsync, which then has little left to do. Elsewhere the fsync does it all.
+fn start_writeback(file: &File, from: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: a valid open descriptor; the call only schedules I/O and reports errors.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                from as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, from, len);
+}
+
+fn write_loop(
+    mut file: File,
+    mut written: u64,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    hash_tx: std_mpsc::Sender<HashCmd>,
+    pool: mpsc::UnboundedSender<Vec<u8>>,
+) {
+    let mut failed: Option<std::io::Error> = None;
+    let mut flushed = written;
     while let Some(cmd) = rx.blocking_recv() {
         match cmd {
-            Cmd::Data(b) => {
-                if st.failed.is_none() {
-                    match st.out.write_all(&b) {
+            Cmd::Data(buf) => {
+                if failed.is_none() {
+                    match file.write_all(&buf) {
                         Ok(()) => {
-                            st.hasher.update(&b);
-                            st.written += b.len() as u64;
+                            written += buf.len() as u64;
+                            if written - flushed >= WRITEBACK_WINDOW {
+                                start_writeback(&file, flushed, written - flushed);
+                                flushed = written;
+                            }
+                            let _ = hash_tx.send(HashCmd::Data(buf));
+                            continue;
                         }
-                        Err(e) => st.failed = Some(e),
+                        Err(e) => failed = Some(e),
                     }
                 }
+                let _ = pool.send(buf);
             }
             Cmd::Reset(reply) => {
-                let r = (|| {
-                    st.out.flush()?;
-                    let f = st.out.get_mut();
-                    f.set_len(0)?;
-                    f.seek(SeekFrom::Start(0))?;
-                    Ok(())
-                })();
+                let r = file.set_len(0).and_then(|_| file.seek(SeekFrom::Start(0)));
                 if r.is_ok() {
-                    st.hasher = Sha256::new();
-                    st.written = 0;
-                    st.failed = None;
+                    written = 0;
+                    flushed = 0;
+                    failed = None;
+                    let _ = hash_tx.send(HashCmd::Reset);
                 }
-                let _ = reply.send(r);
+                let _ = reply.send(r.map(|_| ()));
             }
             Cmd::Sync(reply) => {
-                let r = if st.failed.is_some() {
-                    Err(st.err())
-                } else {
-                    st.out.flush().map(|_| st.written)
-                };
-                let _ = reply.send(r);
+                let _ = reply.send(match &failed {
+                    Some(e) => Err(copy_err(e)),
+                    None => Ok(written),
+                });
             }
             Cmd::Finish(reply) => {
-                let r = if st.failed.is_some() {
-                    Err(st.err())
-                } else {
-                    (|| {
-                        st.out.flush()?;
-                        st.out.get_ref().sync_all()?;
-                        Ok((st.written, finish_hex(st.hasher.clone())))
-                    })()
+                let r = match &failed {
+                    Some(e) => Err(copy_err(e)),
+                    None => file.sync_all(),
                 };
-                let _ = reply.send(r);
+                match r {
+                    Ok(()) => {
+                        let _ = hash_tx.send(HashCmd::Finish(written, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+                return;
+            }
+        }
+    }
+}
+
+fn hash_loop(
+    mut hasher: Sha256,
+    rx: std_mpsc::Receiver<HashCmd>,
+    pool: mpsc::UnboundedSender<Vec<u8>>,
+) {
+    while let Ok(cmd) = rx.recv() {
+        match cmd {
+            HashCmd::Data(buf) => {
+                hasher.update(&buf);
+                let _ = pool.send(buf);
+            }
+            HashCmd::Reset => hasher = Sha256::new(),
+            HashCmd::Finish(len, reply) => {
+                let _ = reply.send(Ok((len, finish_hex(hasher))));
                 return;
             }
         }
@@ -157,46 +204,88 @@ fn gone() -> std::io::Error {
 impl Writer {
     /// Opens `path`, keeping (and hashing) its first `offset` bytes. Returns once that is done.
     pub async fn open(path: PathBuf, offset: u64, tracker: Arc<Tracker>) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let p = path;
+        let (file, hasher) = tokio::task::spawn_blocking(move || open_file(&path, offset, &tracker))
+            .await
+            .map_err(|_| gone())??;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (pool_tx, pool_rx) = mpsc::unbounded_channel();
+        let (hash_tx, hash_rx) = std_mpsc::channel();
+        let p = pool_tx.clone();
         std::thread::Builder::new()
-            .name("genai-download-writer".into())
-            .spawn(move || match open_state(&p, offset, &tracker) {
-                Ok(st) => {
-                    let _ = ready_tx.send(Ok(()));
-                    run(st, rx);
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
-            })?;
-        ready_rx.await.map_err(|_| gone())??;
-        Ok(Writer { tx })
+            .name("genai-download-hash".into())
+            .spawn(move || hash_loop(hasher, hash_rx, p))?;
+        std::thread::Builder::new()
+            .name("genai-download-write".into())
+            .spawn(move || write_loop(file, offset, rx, hash_tx, pool_tx))?;
+        Ok(Writer {
+            tx,
+            pool: pool_rx,
+            allocated: 0,
+            cur: Vec::new(),
+        })
     }
 
-    /// Queues a chunk; waits only when the queue is full. Err means the writer is gone (its error
-    /// comes back from the next `sync`/`finish`).
-    pub async fn write(&self, chunk: Bytes) -> Result<(), ()> {
-        self.tx.send(Cmd::Data(chunk)).await.map_err(|_| ())
+    async fn buffer(&mut self) -> Result<Vec<u8>, ()> {
+        if let Ok(mut b) = self.pool.try_recv() {
+            b.clear();
+            return Ok(b);
+        }
+        if self.allocated < POOL {
+            self.allocated += 1;
+            return Ok(Vec::with_capacity(BUFFER));
+        }
+        // All buffers are in flight: wait for the disk or the hash to hand one back.
+        let mut b = self.pool.recv().await.ok_or(())?;
+        b.clear();
+        Ok(b)
     }
 
-    pub async fn reset(&self) -> std::io::Result<()> {
+    fn send_current(&mut self) -> Result<(), ()> {
+        if self.cur.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.cur);
+        self.tx.send(Cmd::Data(buf)).map_err(|_| ())
+    }
+
+    /// Copies `data` into the pool buffers, sending each one as it fills; waits only when every
+    /// buffer is in flight. Err means the writer is gone (its error comes back from `sync`).
+    pub async fn write(&mut self, mut data: &[u8]) -> Result<(), ()> {
+        while !data.is_empty() {
+            if self.cur.capacity() == 0 {
+                self.cur = self.buffer().await?;
+            }
+            let room = self.cur.capacity() - self.cur.len();
+            let n = room.min(data.len());
+            self.cur.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.cur.len() == self.cur.capacity() {
+                self.send_current()?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn reset(&mut self) -> std::io::Result<()> {
+        self.cur.clear();
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Cmd::Reset(tx)).await.map_err(|_| gone())?;
+        self.tx.send(Cmd::Reset(tx)).map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
     }
 
-    pub async fn sync(&self) -> std::io::Result<u64> {
+    /// Hands over buffered bytes and returns the length written so far.
+    pub async fn sync(&mut self) -> std::io::Result<u64> {
+        self.send_current().map_err(|_| gone())?;
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Cmd::Sync(tx)).await.map_err(|_| gone())?;
+        self.tx.send(Cmd::Sync(tx)).map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
     }
 
-    /// Flushes and fsyncs; the writer is done afterwards.
-    pub async fn finish(self) -> std::io::Result<(u64, String)> {
+    /// Writes what is buffered, fsyncs, and returns the length and the hex digest.
+    pub async fn finish(mut self) -> std::io::Result<(u64, String)> {
+        self.send_current().map_err(|_| gone())?;
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Cmd::Finish(tx)).await.map_err(|_| gone())?;
+        self.tx.send(Cmd::Finish(tx)).map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
     }
 }
@@ -211,8 +300,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.partial");
         let t = Tracker::new();
-        let w = Writer::open(p.clone(), 0, t.clone()).await.unwrap();
-        w.write(Bytes::from_static(b"hello ")).await.unwrap();
+        let mut w = Writer::open(p.clone(), 0, t.clone()).await.unwrap();
+        w.write(b"hello ").await.unwrap();
         assert_eq!(w.sync().await.unwrap(), 6);
         // A crash here leaves "hello " plus junk; a resume at 6 drops the junk and hashes the rest.
         drop(w);
@@ -222,9 +311,9 @@ mod tests {
             .unwrap()
             .write_all(b"JUNK")
             .unwrap();
-        let w = Writer::open(p.clone(), 6, t.clone()).await.unwrap();
+        let mut w = Writer::open(p.clone(), 6, t.clone()).await.unwrap();
         assert_eq!(t.snapshot().downloaded, 6);
-        w.write(Bytes::from_static(b"world")).await.unwrap();
+        w.write(b"world").await.unwrap();
         let (n, hex) = w.finish().await.unwrap();
         assert_eq!(n, 11);
         assert_eq!(std::fs::read(&p).unwrap(), b"hello world");
@@ -232,13 +321,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn many_buffers_through_a_small_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.partial");
+        let mut w = Writer::open(p.clone(), 0, Tracker::new()).await.unwrap();
+        let chunk: Vec<u8> = (0..300_001u32).map(|i| (i * 7) as u8).collect();
+        let mut all = Vec::new();
+        for _ in 0..40 {
+            w.write(&chunk).await.unwrap();
+            all.extend_from_slice(&chunk);
+        }
+        assert!(w.allocated <= POOL);
+        let (n, hex) = w.finish().await.unwrap();
+        assert_eq!(n, all.len() as u64);
+        assert_eq!(std::fs::read(&p).unwrap(), all);
+        assert_eq!(hex, sha256_file(&p).unwrap());
+    }
+
+    #[tokio::test]
     async fn reset_starts_over() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.partial");
-        let w = Writer::open(p.clone(), 0, Tracker::new()).await.unwrap();
-        w.write(Bytes::from_static(b"stale")).await.unwrap();
+        let mut w = Writer::open(p.clone(), 0, Tracker::new()).await.unwrap();
+        w.write(&vec![1u8; BUFFER + 10]).await.unwrap();
         w.reset().await.unwrap();
-        w.write(Bytes::from_static(b"abc")).await.unwrap();
+        w.write(b"abc").await.unwrap();
         let (n, hex) = w.finish().await.unwrap();
         assert_eq!(n, 3);
         assert_eq!(
