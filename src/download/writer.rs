@@ -204,9 +204,10 @@ fn gone() -> std::io::Error {
 impl Writer {
     /// Opens `path`, keeping (and hashing) its first `offset` bytes. Returns once that is done.
     pub async fn open(path: PathBuf, offset: u64, tracker: Arc<Tracker>) -> std::io::Result<Self> {
-        let (file, hasher) = tokio::task::spawn_blocking(move || open_file(&path, offset, &tracker))
-            .await
-            .map_err(|_| gone())??;
+        let (file, hasher) =
+            tokio::task::spawn_blocking(move || open_file(&path, offset, &tracker))
+                .await
+                .map_err(|_| gone())??;
         let (tx, rx) = mpsc::unbounded_channel();
         let (pool_tx, pool_rx) = mpsc::unbounded_channel();
         let (hash_tx, hash_rx) = std_mpsc::channel();
