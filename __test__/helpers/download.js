@@ -82,6 +82,7 @@ function progressRecorder() {
       assert.equal(typeof c.info.bytesPerSecond, 'number');
       assert.ok(['preflight', 'verifying', 'downloading', 'done'].includes(c.info.phase), c.info.phase);
     }
+    for (const c of calls.slice(0, -1)) assert.ok(c.total > 0, 'no (0, 0) calls before sizes are known');
     const last = calls[calls.length - 1];
     assert.equal(last.downloaded, last.total);
     assert.equal(last.info.phase, 'done');

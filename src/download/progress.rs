@@ -266,6 +266,10 @@ impl Emitter {
                 return None;
             }
         }
+        if s.total == 0 && self.max_total == 0 {
+            // Nothing sized yet (preflight): a (0, 0) call would only make UIs divide by zero.
+            return None;
+        }
         let e = self.build(now, s);
         let key = (e.downloaded, e.total, e.phase, e.component.clone());
         if self.last.as_ref() == Some(&key) && e.phase != Phase::Downloading {
@@ -358,6 +362,21 @@ mod tests {
         assert!(e.next(ms(200), &snap(30, 100, 30)).is_none());
         assert!(e.next(ms(1050), &snap(30, 100, 30)).is_none());
         assert!(e.next(ms(1100), &snap(30, 100, 30)).is_some());
+    }
+
+    #[test]
+    fn nothing_is_reported_before_sizes_are_known() {
+        let t0 = Instant::now();
+        let mut e = Emitter::new(Duration::from_millis(100));
+        let mut s = snap(0, 0, 0);
+        s.phase = Phase::Preflight;
+        assert!(e.next(t0, &s).is_none());
+        assert!(e.next(t0 + Duration::from_secs(2), &s).is_none());
+        let fin = e.finish(t0 + Duration::from_secs(3), &s);
+        assert_eq!((fin.downloaded, fin.total, fin.phase), (0, 0, Phase::Done));
+        assert!(e
+            .next(t0 + Duration::from_secs(4), &snap(1, 10, 1))
+            .is_some());
     }
 
     #[test]
