@@ -1,0 +1,12 @@
+//! Diffusion serving: stable-diffusion.cpp argument building, process supervision (sd-server and
+//! sd-cli), output parsing (progress, errors), the job queue and the HTTP API. Plain async Rust on
+//! tokio; `api::diffusion` adapts it to JS.
+
+pub mod args;
+pub mod config;
+pub mod flags;
+pub mod layout;
+pub mod logs;
+pub mod output_parser;
+pub mod progress;
+pub mod tensors;
