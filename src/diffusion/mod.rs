@@ -3,10 +3,16 @@
 //! tokio; `api::diffusion` adapts it to JS.
 
 pub mod args;
+pub mod backend;
+pub mod binary;
 pub mod config;
 pub mod flags;
+pub mod http_api;
+pub mod jobs;
 pub mod layout;
 pub mod logs;
+pub mod manager;
 pub mod output_parser;
+pub mod process;
 pub mod progress;
 pub mod tensors;

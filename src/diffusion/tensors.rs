@@ -35,7 +35,7 @@ pub fn read_tensors(path: &Path) -> Option<Vec<Tensor>> {
     }
     let len = u64::from_le_bytes(magic);
     let file_len = f.metadata().ok()?.len();
-    if len < 2 || len > MAX_SAFETENSORS_HEADER || len + 8 > file_len {
+    if !(2..=MAX_SAFETENSORS_HEADER).contains(&len) || len + 8 > file_len {
         return None;
     }
     let mut buf = vec![0u8; len as usize];
