@@ -197,6 +197,20 @@ export declare class StorageManager {
 /** Reads the GGUF header of a local file. @throws DownloadError */
 export declare function fetchLocalGGUFMetadata(filePath: string): Promise<GGUFMetadata>;
 
+/** Storage paths under the resolved userData root (read lazily). */
+export declare const PATHS: {
+  readonly userData: string;
+  readonly models: { llm: string; diffusion: string };
+  readonly binaries: { llama: string; diffusion: string };
+  readonly logs: string;
+  readonly config: string;
+  readonly temp: string;
+};
+/** `<userData>/models/<type>/<filename>`. */
+export declare function getModelFilePath(type: ModelType, filename: string): string;
+/** `<userData>/models/<type>/<modelId>/`. */
+export declare function getModelDirectory(type: ModelType, modelId: string): string;
+
 // ---------------------------------------------------------------------------------------------
 // Constants
 

@@ -11,6 +11,7 @@ const { configure, getUserDataPath } = require('./lib/user-data.js');
 const { ModelManager } = require('./lib/model-manager.js');
 const { StorageManager } = require('./lib/storage-manager.js');
 const binding = require('./binding.js');
+const { PATHS, getModelFilePath, getModelDirectory } = require('./lib/paths.js');
 
 /** `fetchLocalGGUFMetadata(path)`: the GGUF header of a local file as `GGUFMetadata`. */
 function fetchLocalGGUFMetadata(filePath) {
@@ -24,6 +25,9 @@ module.exports = {
   ModelManager,
   StorageManager,
   fetchLocalGGUFMetadata,
+  PATHS,
+  getModelFilePath,
+  getModelDirectory,
   DEFAULT_PORTS: constants.DEFAULT_PORTS,
   DIFFUSION_COMPONENT_FLAGS: constants.DIFFUSION_COMPONENT_FLAGS,
   DIFFUSION_COMPONENT_ORDER: constants.DIFFUSION_COMPONENT_ORDER,

@@ -263,3 +263,16 @@ describe('verifyModel', () => {
     assert.ok(ticks > 0, 'the event loop kept running while hashing');
   });
 });
+
+describe('path helpers', () => {
+  test('PATHS, getModelFilePath and getModelDirectory follow the configured root', () => {
+    assert.equal(g.PATHS.models.diffusion, path.join(root, 'models', 'diffusion'));
+    assert.equal(g.PATHS.temp, path.join(root, 'temp'));
+    assert.equal(g.getModelFilePath('llm', 'a.gguf'), path.join(root, 'models', 'llm', 'a.gguf'));
+    assert.equal(g.getModelDirectory('diffusion', 'flux'), path.join(root, 'models', 'diffusion', 'flux'));
+    assert.throws(() => g.getModelDirectory('video', 'x'), TypeError);
+    const other = tempRoot();
+    g.configure({ userDataPath: other });
+    assert.equal(g.PATHS.logs, path.join(other, 'logs'));
+  });
+});

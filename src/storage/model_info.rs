@@ -176,6 +176,39 @@ impl ModelInfo {
     }
 }
 
+/// Heuristics the contract uses when a record has no GGUF metadata.
+impl ModelInfo {
+    /// `getModelLayerCount`: `block_count`, else `clamp(round(size / 150 MiB), 24, 120)`.
+    pub fn layer_count(&self) -> u64 {
+        if let Some(n) = self.gguf_number("block_count").filter(|n| *n > 0.0) {
+            return n as u64;
+        }
+        let estimate = (self.size as f64 / (150.0 * 1024.0 * 1024.0)).round() as u64;
+        estimate.clamp(24, 120)
+    }
+
+    /// `getModelContextLength`: `context_length`, else 8192 for models of 30 GiB or more, else 4096.
+    pub fn context_length(&self) -> u64 {
+        if let Some(n) = self.gguf_number("context_length").filter(|n| *n > 0.0) {
+            return n as u64;
+        }
+        if self.size >= 30 * 1024 * 1024 * 1024 {
+            8192
+        } else {
+            4096
+        }
+    }
+
+    /// `getModelArchitecture`: `architecture`, else `llama` / `stable-diffusion` by type.
+    pub fn architecture(&self) -> String {
+        self.gguf_string("architecture")
+            .unwrap_or_else(|| match self.model_type {
+                ModelType::Llm => "llama".into(),
+                ModelType::Diffusion => "stable-diffusion".into(),
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,38 +248,5 @@ mod tests {
         assert_eq!(info.size, 1_000_000_000);
         let bad = json!({"id": "m", "type": "llm", "path": "/a", "size": "big"});
         assert!(serde_json::from_value::<ModelInfo>(bad).is_err());
-    }
-}
-
-/// Heuristics the contract uses when a record has no GGUF metadata.
-impl ModelInfo {
-    /// `getModelLayerCount`: `block_count`, else `clamp(round(size / 150 MiB), 24, 120)`.
-    pub fn layer_count(&self) -> u64 {
-        if let Some(n) = self.gguf_number("block_count").filter(|n| *n > 0.0) {
-            return n as u64;
-        }
-        let estimate = (self.size as f64 / (150.0 * 1024.0 * 1024.0)).round() as u64;
-        estimate.clamp(24, 120)
-    }
-
-    /// `getModelContextLength`: `context_length`, else 8192 for models of 30 GiB or more, else 4096.
-    pub fn context_length(&self) -> u64 {
-        if let Some(n) = self.gguf_number("context_length").filter(|n| *n > 0.0) {
-            return n as u64;
-        }
-        if self.size >= 30 * 1024 * 1024 * 1024 {
-            8192
-        } else {
-            4096
-        }
-    }
-
-    /// `getModelArchitecture`: `architecture`, else `llama` / `stable-diffusion` by type.
-    pub fn architecture(&self) -> String {
-        self.gguf_string("architecture")
-            .unwrap_or_else(|| match self.model_type {
-                ModelType::Llm => "llama".into(),
-                ModelType::Diffusion => "stable-diffusion".into(),
-            })
     }
 }
