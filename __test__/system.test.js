@@ -210,6 +210,24 @@ describe('simulated machines', () => {
     });
   }
 
+  test('an Apple machine gets the unified-memory estimate', async () => {
+    process.env[SIM] = machineFile;
+    fs.writeFileSync(
+      machineFile,
+      JSON.stringify({
+        simulated: true,
+        memory: { total: 32 * GIB, available: 20 * GIB },
+        gpu: { available: true, type: 'apple', name: 'Apple M2 Max' },
+      }),
+    );
+    const gpu = await systemInfo.getGPUInfo();
+    assert.equal(gpu.vram, Math.floor(32 * GIB * 0.7));
+    assert.equal(gpu.vramAvailable, undefined);
+    assert.equal(gpu.metal, true);
+    assert.equal(gpu.simulated, true);
+    assert.equal((await systemInfo.detect()).recommendations.maxModelSize, '34B');
+  });
+
   test('multi-GPU, AMD and a simulated CPU', async () => {
     process.env[SIM] = machineFile;
     fs.writeFileSync(

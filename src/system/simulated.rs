@@ -157,7 +157,7 @@ pub fn parse(text: &str) -> std::result::Result<SimulatedMachine, String> {
     let mut memory = MemoryInfo::new(m.total, m.available);
     memory.simulated = Some(true);
 
-    let mut gpu = gpu(file.gpu)?;
+    let mut gpu = gpu(file.gpu, m.total)?;
     gpu.simulated = Some(true);
 
     let cpu = match file.cpu {
@@ -173,7 +173,9 @@ pub fn parse(text: &str) -> std::result::Result<SimulatedMachine, String> {
     Ok(SimulatedMachine { memory, gpu, cpu })
 }
 
-fn gpu(g: Gpu) -> std::result::Result<GpuInfo, String> {
+/// `total_ram` gives a simulated Apple GPU without `vram` the contract's unified-memory estimate,
+/// as a real Mac would report.
+fn gpu(g: Gpu, total_ram: u64) -> std::result::Result<GpuInfo, String> {
     if !g.available {
         let extra = g.gpu_type.is_some()
             || g.name.is_some()
@@ -188,23 +190,37 @@ fn gpu(g: Gpu) -> std::result::Result<GpuInfo, String> {
     let gpu_type = g
         .gpu_type
         .ok_or("gpu.type is required when gpu.available is true (nvidia, amd, apple or intel)")?;
+    let listed = g.devices.is_some();
     let devices = match g.devices {
         Some(_) if g.name.is_some() || g.vram.is_some() || g.vram_available.is_some() => {
             return Err("give either gpu.devices or gpu.name/vram/vramAvailable, not both".into())
         }
         Some(list) if list.is_empty() => return Err("gpu.devices is empty".into()),
         Some(list) => list,
-        None => vec![Device {
-            name: g
-                .name
-                .unwrap_or_else(|| format!("Simulated {} GPU", type_name(gpu_type))),
-            vram: g.vram,
-            vram_available: g.vram_available,
-        }],
+        None => {
+            let unified = gpu_type == GpuType::Apple && g.vram.is_none();
+            vec![Device {
+                name: g
+                    .name
+                    .unwrap_or_else(|| format!("Simulated {} GPU", type_name(gpu_type))),
+                vram: if unified {
+                    super::gpu::apple::unified("", total_ram).vram
+                } else {
+                    g.vram
+                },
+                vram_available: g.vram_available,
+            }]
+        }
     };
     let mut out = Vec::with_capacity(devices.len());
     for (i, d) in devices.into_iter().enumerate() {
-        let at = |f: &str| format!("gpu.devices[{i}].{f}");
+        let at = |f: &str| {
+            if listed {
+                format!("gpu.devices[{i}].{f}")
+            } else {
+                format!("gpu.{f}")
+            }
+        };
         if let Some(v) = d.vram {
             looks_like_bytes(&at("vram"), v, MIN_VRAM)?;
         }
@@ -323,6 +339,22 @@ mod tests {
     }
 
     #[test]
+    fn an_apple_gpu_without_vram_gets_the_unified_memory_estimate() {
+        let text = json!({
+            "simulated": true,
+            "memory": { "total": 16 * GIB, "available": 8 * GIB },
+            "gpu": { "available": true, "type": "apple", "name": "Apple M3" }
+        })
+        .to_string();
+        let m = parse(&text).unwrap();
+        assert_eq!(m.gpu.vram, Some(12_025_908_428));
+        assert_eq!(m.gpu.vram_available, None);
+        assert_eq!((m.gpu.metal, m.gpu.simulated), (Some(true), Some(true)));
+        assert_eq!(m.gpu.source.as_deref(), Some("simulated"));
+        assert_eq!(m.gpu.devices.unwrap()[0].name, "Apple M3");
+    }
+
+    #[test]
     fn refuses_files_that_could_mislead() {
         let cases = [
             (
@@ -343,7 +375,11 @@ mod tests {
             ),
             (
                 json!({ "simulated": true, "memory": { "total": 8 * GIB, "available": GIB }, "gpu": { "available": true, "type": "nvidia", "vram": 8, "name": "x" } }),
-                "gpu.devices[0].vram is 8",
+                "gpu.vram is 8",
+            ),
+            (
+                json!({ "simulated": true, "memory": { "total": 8 * GIB, "available": GIB }, "gpu": { "available": true, "type": "amd", "devices": [{ "name": "a", "vram": 8 * GIB, "vramAvailable": 9 * GIB }] } }),
+                "gpu.devices[0].vramAvailable (9663676416) is larger than vram",
             ),
             (
                 json!({ "simulated": true, "memory": { "total": 8 * GIB, "available": GIB }, "gpu": { "available": true, "type": "nvidia", "vram": 8 * GIB, "vramAvailible": GIB } }),
