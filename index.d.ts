@@ -212,6 +212,145 @@ export declare function getModelFilePath(type: ModelType, filename: string): str
 export declare function getModelDirectory(type: ModelType, modelId: string): string;
 
 // ---------------------------------------------------------------------------------------------
+// System information (contract section 1.3; docs/system-info.md)
+
+export interface MemoryInfo {
+  /** Total RAM, bytes. */
+  total: number;
+  /** RAM a new process can get without swapping (Linux MemAvailable, like `os.freemem()`), bytes. */
+  available: number;
+  /** `total - available`, bytes. */
+  used: number;
+  /** Present (true) only when the figures come from a simulated machine file. */
+  simulated?: true;
+}
+
+export interface CPUInfo {
+  /** Logical processors (`os.cpus().length`). */
+  cores: number;
+  model: string;
+  /** Node's name (`x64`, `arm64`, ...). */
+  architecture: string;
+  /** Present (true) only when the simulated machine file has a `cpu` section. */
+  simulated?: true;
+}
+
+/** One GPU as the detecting source saw it. */
+export interface GPUDeviceInfo {
+  /** The source's index (NVML / nvidia-smi order, `cardN` for rocm-smi and sysfs). */
+  index: number;
+  name: string;
+  /** Total VRAM, bytes (absent when the source cannot tell, e.g. Intel). */
+  vram?: number;
+  /** Free VRAM, bytes. */
+  vramAvailable?: number;
+}
+
+export type GPUInfoSource =
+  | 'nvml'
+  | 'nvidia-smi'
+  | 'rocm-smi'
+  | 'amdgpu-sysfs'
+  | 'intel-sysfs'
+  | 'apple'
+  | 'simulated';
+
+export interface GPUInfo {
+  available: boolean;
+  type?: 'nvidia' | 'amd' | 'apple' | 'intel';
+  /** Name of the device with the most VRAM. */
+  name?: string;
+  /** Total VRAM of that device, bytes (Apple: floor(0.7 × total RAM)). */
+  vram?: number;
+  /** Free VRAM of that device, bytes (never set for Apple). */
+  vramAvailable?: number;
+  cuda?: boolean;
+  metal?: boolean;
+  rocm?: boolean;
+  vulkan?: boolean;
+  /** NVIDIA driver version (NVML only), e.g. `550.54.15`. */
+  driverVersion?: string;
+  /** Highest CUDA version the driver supports (NVML only), e.g. `12.4`. */
+  cudaVersion?: string;
+  /** Every GPU the source found, in its order. */
+  devices?: GPUDeviceInfo[];
+  /** Which probe answered. */
+  source?: GPUInfoSource;
+  /** Present (true) only on a simulated machine. */
+  simulated?: true;
+}
+
+export interface SystemRecommendations {
+  /** Largest LLM class for this machine: `7B`, `13B`, `34B` or `70B`. */
+  maxModelSize: string;
+  recommendedQuantization: string[];
+  /** Inference threads. */
+  threads: number;
+  /** `0` without a GPU; absent with one. */
+  gpuLayers?: number;
+  gpuAcceleration: boolean;
+}
+
+export interface SystemCapabilities {
+  cpu: CPUInfo;
+  memory: MemoryInfo;
+  gpu: GPUInfo;
+  /** `process.platform`. */
+  platform: string;
+  recommendations: SystemRecommendations;
+  /** ISO timestamp of the detection. */
+  detectedAt: string;
+  /** Present (true) only on a simulated machine. */
+  simulated?: true;
+}
+
+export interface CanRunModelOptions {
+  /** Compare with total RAM (servers that load on demand, e.g. diffusion) instead of available RAM. */
+  checkTotalMemory?: boolean;
+  /** Layers offloaded to the GPU: only the CPU share must fit in RAM. */
+  gpuLayers?: number;
+  /** Defaults to `ggufMetadata.block_count`, else an estimate from the size. */
+  totalLayers?: number;
+}
+
+export interface CanRunModelResult {
+  possible: boolean;
+  reason?: string;
+  suggestion?: string;
+  /** Present (true) when decided on a simulated machine. */
+  simulated?: true;
+}
+
+export interface GPUInfoOptions {
+  /** Deadline for each probe command in ms (default 10000). */
+  timeoutMs?: number;
+}
+
+export declare class SystemInfo {
+  static getInstance(): SystemInfo;
+  /**
+   * CPU, memory, GPU and recommendations. Cached for 60 s; `forceRefresh` measures again.
+   * @throws FileSystemError (details.code `SIMULATED_SYSTEM_INVALID`) when
+   *   GENAI_ELECTRON_SIMULATE_SYSTEM names an unusable file
+   */
+  detect(forceRefresh?: boolean): Promise<SystemCapabilities>;
+  /** Live RAM reading (uncached). @throws FileSystemError as `detect` */
+  getMemoryInfo(): MemoryInfo;
+  /** Live GPU reading (uncached); never throws for a missing GPU or tool. @throws FileSystemError as `detect` */
+  getGPUInfo(options?: GPUInfoOptions): Promise<GPUInfo>;
+  /**
+   * Whether the model fits in RAM: `size × 1.2` (CPU share only with `gpuLayers`) against total
+   * or available RAM; over 8 GiB without GPU is possible with an advisory `reason`.
+   * @throws TypeError for a record without a numeric `size`
+   */
+  canRunModel(modelInfo: Pick<ModelInfo, 'size'> & Partial<ModelInfo>, options?: CanRunModelOptions): Promise<CanRunModelResult>;
+  /** Forgets the cached `detect()` result. */
+  clearCache(): void;
+}
+
+export declare const systemInfo: SystemInfo;
+
+// ---------------------------------------------------------------------------------------------
 // Constants
 
 export declare const DEFAULT_PORTS: Readonly<{ llama: 8080; diffusion: 8081 }>;

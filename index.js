@@ -10,6 +10,7 @@ const constants = require('./lib/constants.js');
 const { configure, getUserDataPath } = require('./lib/user-data.js');
 const { ModelManager } = require('./lib/model-manager.js');
 const { StorageManager } = require('./lib/storage-manager.js');
+const { SystemInfo } = require('./lib/system-info.js');
 const binding = require('./binding.js');
 const { PATHS, getModelFilePath, getModelDirectory } = require('./lib/paths.js');
 
@@ -24,6 +25,8 @@ module.exports = {
   modelManager: ModelManager.getInstance(),
   ModelManager,
   StorageManager,
+  systemInfo: SystemInfo.getInstance(),
+  SystemInfo,
   fetchLocalGGUFMetadata,
   PATHS,
   getModelFilePath,

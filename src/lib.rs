@@ -7,6 +7,7 @@ pub mod error;
 pub mod gguf;
 pub mod http;
 pub mod storage;
+pub mod system;
 
 mod api;
 

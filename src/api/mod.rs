@@ -4,3 +4,4 @@
 
 mod errors;
 mod models;
+mod system;
