@@ -59,7 +59,12 @@ struct JobSink {
 type SinkSlot = Arc<Mutex<Option<JobSink>>>;
 
 /// Builds the handler that logs a child's output and feeds the current job.
-fn line_handler(log: Arc<LogFile>, sink: SinkSlot, listening: Arc<Notify>) -> LineHandler {
+fn line_handler(
+    program: &'static str,
+    log: Arc<LogFile>,
+    sink: SinkSlot,
+    listening: Arc<Notify>,
+) -> LineHandler {
     Arc::new(move |stream, raw, line| {
         // Progress bars are logged only when complete, or the log would fill with `\r` updates.
         let level = match (stream, line) {
@@ -81,7 +86,12 @@ fn line_handler(log: Arc<LogFile>, sink: SinkSlot, listening: Arc<Notify>) -> Li
             _ => Some(LogLevel::Info),
         };
         if let Some(l) = level {
-            log.write(l, raw);
+            // sd.cpp's own `[LEVEL] file:line - ` prefix is replaced by the log's level tag.
+            let text = match line {
+                Line::Log { message, .. } => message.as_str(),
+                _ => raw.trim(),
+            };
+            log.write(l, &format!("{program}: {text}"));
         }
         if let Line::Log {
             event: Event::Listening(_),
@@ -332,6 +342,9 @@ pub fn free_loopback_port() -> Result<u16> {
 
 /// A client for loopback only: no proxy (a system proxy must never see local traffic).
 pub fn loopback_client() -> reqwest::Client {
+    // reqwest is built without a default TLS provider; a client needs one even for plain HTTP.
+    // Fails only when one is already installed, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_secs(5))
@@ -412,7 +425,12 @@ impl ServerBackend {
             ),
         );
         let listening = Arc::new(Notify::new());
-        let handler = line_handler(self.log.clone(), self.sink.clone(), listening.clone());
+        let handler = line_handler(
+            "sd-server",
+            self.log.clone(),
+            self.sink.clone(),
+            listening.clone(),
+        );
         let proc = SdProcess::spawn(&self.binary, &args, handler).map_err(SpawnFailure::Fatal)?;
         let base = format!("http://127.0.0.1:{port}");
         let live = Arc::new(Live {
@@ -757,7 +775,12 @@ impl CliBackend {
             notes: FailureNotes::default(),
             wake: Arc::new(Notify::new()),
         })));
-        let handler = line_handler(self.log.clone(), sink.clone(), Arc::new(Notify::new()));
+        let handler = line_handler(
+            "sd-cli",
+            self.log.clone(),
+            sink.clone(),
+            Arc::new(Notify::new()),
+        );
         let proc = Arc::new(
             SdProcess::spawn(&self.binary, &args, handler)
                 .map_err(|e| RunError::Failed(JobError::from_error(&e)))?,

@@ -471,24 +471,6 @@ impl Jobs {
     }
 }
 
-/// `IMAGE_RESULT_TTL_MS` and `IMAGE_CLEANUP_INTERVAL_MS`, read at each start.
-pub fn ttl_from_env() -> (Duration, Duration) {
-    let read = |k: &str, d: u64| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|v| *v > 0)
-            .unwrap_or(d)
-    };
-    (
-        Duration::from_millis(read("IMAGE_RESULT_TTL_MS", DEFAULT_RESULT_TTL_MS)),
-        Duration::from_millis(read(
-            "IMAGE_CLEANUP_INTERVAL_MS",
-            DEFAULT_CLEANUP_INTERVAL_MS,
-        )),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,10 +26,35 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 pub type EventSink = Arc<dyn Fn(Value) + Send + Sync>;
-/// Measures the GPU (the system module's job); called once per start.
-pub type GpuProbe = Arc<dyn Fn() -> GpuMemory + Send + Sync>;
+/// Measures the GPU (the system module's job); called once per start, off the async threads.
+pub type GpuProbe = Arc<dyn Fn() -> Result<GpuMemory> + Send + Sync>;
 /// `canRunModel`-style admission check; `Err` is returned from `start()`.
 pub type ResourceCheck = Arc<dyn Fn(&ModelInfo) -> Result<()> + Send + Sync>;
+
+/// What a start needs from its surroundings. The JS side reads the environment on its own thread
+/// and passes it here, so the core never reads environment variables.
+#[derive(Clone)]
+pub struct StartEnv {
+    pub gpu: GpuProbe,
+    pub resources: Option<ResourceCheck>,
+    /// `GENAI_ELECTRON_SD_BINARY_DIR`.
+    pub binary_dir: Option<String>,
+    /// `IMAGE_RESULT_TTL_MS` / `IMAGE_CLEANUP_INTERVAL_MS`.
+    pub result_ttl: Duration,
+    pub cleanup_interval: Duration,
+}
+
+impl Default for StartEnv {
+    fn default() -> Self {
+        StartEnv {
+            gpu: Arc::new(|| Ok(GpuMemory::default())),
+            resources: None,
+            binary_dir: None,
+            result_ttl: Duration::from_millis(jobs::DEFAULT_RESULT_TTL_MS),
+            cleanup_interval: Duration::from_millis(jobs::DEFAULT_CLEANUP_INTERVAL_MS),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -179,15 +204,13 @@ struct Running {
 pub struct DiffusionServer {
     shared: Arc<Shared>,
     lifecycle: tokio::sync::Mutex<Option<Running>>,
-    gpu: GpuProbe,
-    resources: Option<ResourceCheck>,
 }
 
 /// What `generateImage()` receives.
 pub type Generation = JobResult;
 
 impl DiffusionServer {
-    pub fn new(events: EventSink, gpu: GpuProbe, resources: Option<ResourceCheck>) -> Self {
+    pub fn new(events: EventSink) -> Self {
         DiffusionServer {
             shared: Arc::new(Shared {
                 events,
@@ -207,8 +230,6 @@ impl DiffusionServer {
                 backend: Mutex::new(None),
             }),
             lifecycle: tokio::sync::Mutex::new(None),
-            gpu,
-            resources,
         }
     }
 
@@ -217,7 +238,7 @@ impl DiffusionServer {
     }
 
     /// `start(config)`: resolves to `DiffusionServerInfo`.
-    pub async fn start(&self, user_data: PathBuf, config: Value) -> Result<Value> {
+    pub async fn start(&self, user_data: PathBuf, config: Value, env: StartEnv) -> Result<Value> {
         match self.status() {
             Status::Running | Status::Crashed => {
                 return Err(Error::server("Server is already running", json!({})))
@@ -239,7 +260,7 @@ impl DiffusionServer {
             st.backend = Some(cfg.backend.as_str());
         }
         self.shared.set_status(Status::Starting);
-        match self.start_inner(user_data, &cfg).await {
+        match self.start_inner(user_data, &cfg, &env).await {
             Ok(running) => {
                 let port = running.1;
                 *lifecycle = Some(running.0);
@@ -271,7 +292,12 @@ impl DiffusionServer {
         }
     }
 
-    async fn start_inner(&self, user_data: PathBuf, cfg: &ServerConfig) -> Result<(Running, u16)> {
+    async fn start_inner(
+        &self,
+        user_data: PathBuf,
+        cfg: &ServerConfig,
+        env: &StartEnv,
+    ) -> Result<(Running, u16)> {
         let paths = Paths::new(user_data)?;
         paths.initialize().await?;
         let log = Arc::new(LogFile::new(paths.logs().join(logs::LOG_FILE)));
@@ -305,14 +331,13 @@ impl DiffusionServer {
                 "SDXL split layout: adding -m with the SDXL hint file so stable-diffusion.cpp detects SDXL (see docs/diffusion-server.md)",
             );
         }
-        if let Some(check) = &self.resources {
-            check(&model)?;
+        if let Some(check) = env.resources.clone() {
+            let m = model.clone();
+            blocking(move || check(&m)).await?;
         }
 
-        let gpu_probe = self.gpu.clone();
-        let gpu = tokio::task::spawn_blocking(move || gpu_probe())
-            .await
-            .unwrap_or_default();
+        let gpu_probe = env.gpu.clone();
+        let gpu = blocking(move || gpu_probe()).await?;
         let decision = flags::decide(
             files.size,
             files.has_llm,
@@ -327,11 +352,10 @@ impl DiffusionServer {
         self.shared.log(LogLevel::Info, &decision.log_line());
         lock(&self.shared.state).flags = Some(decision.flags.to_json());
 
-        let env_dir = std::env::var(binary::BINARY_DIR_ENV).ok();
         let program = binary::resolve(
             cfg.backend,
             cfg.binary_path.as_deref(),
-            env_dir.as_deref(),
+            env.binary_dir.as_deref(),
             &paths.binaries("diffusion"),
         )?;
         let msg = format!("Using stable-diffusion.cpp binary {}", program.display());
@@ -379,7 +403,7 @@ impl DiffusionServer {
         });
         let http_task = tokio::spawn(http_api::serve(listener, api, http_stop.clone()));
         let worker = tokio::spawn(worker(self.shared.clone(), jobs.clone(), backend.clone()));
-        let (ttl, interval) = jobs::ttl_from_env();
+        let (ttl, interval) = (env.result_ttl, env.cleanup_interval);
         let j2 = jobs.clone();
         let cleanup = tokio::spawn(async move {
             loop {
