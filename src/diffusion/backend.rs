@@ -205,8 +205,13 @@ pub fn load_error(info: &ExitInfo, files: &ModelFiles, program: &str, args: &[St
     };
     let mut quoted = notes.lines.clone();
     for l in &info.stderr_tail {
-        if !quoted.contains(l) && quoted.len() < 16 {
-            quoted.push(l.clone());
+        // Notes hold the message part of tagged lines; compare like with like.
+        let text = match crate::diffusion::output_parser::parse_line(l) {
+            Line::Log { message, .. } => message,
+            _ => l.trim().to_string(),
+        };
+        if !quoted.contains(&text) && quoted.len() < 16 {
+            quoted.push(text);
         }
     }
     if !quoted.is_empty() {
@@ -361,6 +366,7 @@ impl ServerBackend {
         start_timeout: Duration,
         log: Arc<LogFile>,
         hooks: Arc<dyn Hooks>,
+        shutdown: Arc<CancelFlag>,
     ) -> Self {
         ServerBackend {
             binary,
@@ -373,7 +379,7 @@ impl ServerBackend {
             pid: Mutex::new(None),
             sink: Arc::new(Mutex::new(None)),
             client: loopback_client(),
-            shutdown: Arc::new(CancelFlag::default()),
+            shutdown,
         }
     }
 

@@ -97,6 +97,8 @@ struct Shared {
     log: Mutex<Option<Arc<LogFile>>>,
     jobs: Mutex<Option<Arc<Jobs>>>,
     backend: Mutex<Option<Arc<Backend>>>,
+    /// Set by `stop()` to abort the start in progress.
+    start_abort: Mutex<Option<Arc<CancelFlag>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -228,6 +230,7 @@ impl DiffusionServer {
                 log: Mutex::new(None),
                 jobs: Mutex::new(None),
                 backend: Mutex::new(None),
+                start_abort: Mutex::new(None),
             }),
             lifecycle: tokio::sync::Mutex::new(None),
         }
@@ -259,8 +262,27 @@ impl DiffusionServer {
             st.flags = None;
             st.backend = Some(cfg.backend.as_str());
         }
+        let abort = Arc::new(CancelFlag::default());
+        *lock(&self.shared.start_abort) = Some(abort.clone());
         self.shared.set_status(Status::Starting);
-        match self.start_inner(user_data, &cfg, &env).await {
+        let result = tokio::select! {
+            r = self.start_inner(user_data, &cfg, &env, abort.clone()) => r,
+            // Steps before sd-server exists are short; this ends them at once. sd-server's own
+            // wait watches the same flag and kills the child before returning.
+            _ = abort.cancelled(), if cfg.backend == config::Backend::Cli => Err(aborted()),
+        };
+        let result = match result {
+            Ok(r) if abort.is_cancelled() => {
+                r.0.http_stop.cancel();
+                r.0.backend.shutdown().await;
+                r.0.worker.abort();
+                r.0.cleanup.abort();
+                Err(aborted())
+            }
+            other => other,
+        };
+        *lock(&self.shared.start_abort) = None;
+        match result {
             Ok(running) => {
                 let port = running.1;
                 *lifecycle = Some(running.0);
@@ -297,6 +319,7 @@ impl DiffusionServer {
         user_data: PathBuf,
         cfg: &ServerConfig,
         env: &StartEnv,
+        abort: Arc<CancelFlag>,
     ) -> Result<(Running, u16)> {
         let paths = Paths::new(user_data)?;
         paths.initialize().await?;
@@ -379,6 +402,7 @@ impl DiffusionServer {
                 Duration::from_millis(cfg.start_timeout_ms),
                 log.clone(),
                 hooks,
+                abort.clone(),
             )),
             config::Backend::Cli => Backend::Cli(CliBackend::new(
                 program,
@@ -390,6 +414,9 @@ impl DiffusionServer {
             )),
         });
         *lock(&self.shared.backend) = Some(backend.clone());
+        if abort.is_cancelled() {
+            return Err(aborted());
+        }
         if let Backend::Server(s) = backend.as_ref() {
             s.start().await?;
         }
@@ -431,9 +458,8 @@ impl DiffusionServer {
             Status::Stopped => return Ok(()),
             Status::Starting => {
                 // Abort a start in progress: it notices and unwinds, releasing the lifecycle lock.
-                let b = lock(&self.shared.backend).clone();
-                if let Some(b) = b {
-                    b.shutdown().await;
+                if let Some(a) = lock(&self.shared.start_abort).as_ref() {
+                    a.cancel();
                 }
             }
             _ => {}
@@ -590,6 +616,13 @@ impl DiffusionServer {
         let paths = Paths::new(user_data).ok()?;
         Some(Arc::new(LogFile::new(paths.logs().join(logs::LOG_FILE))))
     }
+}
+
+fn aborted() -> Error {
+    Error::server(
+        "Server start was aborted by stop()",
+        json!({ "code": "START_ABORTED" }),
+    )
 }
 
 fn not_found(id: &str) -> Error {
