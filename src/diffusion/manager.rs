@@ -681,10 +681,7 @@ async fn worker(shared: Arc<Shared>, jobs: Arc<Jobs>, backend: Arc<Backend>) {
         let (j2, s2, id2) = (jobs.clone(), shared.clone(), id.clone());
         let on_progress: ProgressFn = Arc::new(move |p: Progress| {
             j2.set_progress(&id2, p.clone());
-            let mut v = p.to_json();
-            v["type"] = json!("progress");
-            v["id"] = json!(id2);
-            s2.emit(v);
+            emit_progress(&s2, &id2, &p);
         });
         shared.log(
             LogLevel::Info,
@@ -694,14 +691,20 @@ async fn worker(shared: Arc<Shared>, jobs: Arc<Jobs>, backend: Arc<Backend>) {
         match backend.run(&job, on_progress.clone()).await {
             Ok(images) => {
                 let n = job.request.count;
-                on_progress(Progress {
-                    current_step: 0,
-                    total_steps: 0,
-                    stage: Stage::Decoding,
-                    percentage: 100.0,
-                    current_image: n,
-                    total_images: n,
-                });
+                // The closing 100 % goes to JS only: the registry says `complete` instead, so a
+                // poller never sees 100 on an entry that is still `in_progress`.
+                emit_progress(
+                    &shared,
+                    &id,
+                    &Progress {
+                        current_step: 0,
+                        total_steps: 0,
+                        stage: Stage::Decoding,
+                        percentage: 100.0,
+                        current_image: n,
+                        total_images: n,
+                    },
+                );
                 let ms = t0.elapsed().as_millis() as u64;
                 shared.log(
                     LogLevel::Info,
@@ -737,6 +740,13 @@ async fn worker(shared: Arc<Shared>, jobs: Arc<Jobs>, backend: Arc<Backend>) {
             }
         }
     }
+}
+
+fn emit_progress(shared: &Shared, id: &str, p: &Progress) {
+    let mut v = p.to_json();
+    v["type"] = json!("progress");
+    v["id"] = json!(id);
+    shared.emit(v);
 }
 
 /// Binds the public API port. `EADDRINUSE` is the contract's `PortInUseError`.
