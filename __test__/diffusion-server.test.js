@@ -43,6 +43,8 @@ describe('lifecycle', () => {
     for (const e of ['status', 'started', 'stopped', 'restarted', 'crashed']) {
       server.on(e, (...args) => events.push([e, ...args]));
     }
+    const binaryLogs = [];
+    server.on('binary-log', (e) => binaryLogs.push(e));
     assert.equal(server.getStatus(), 'stopped');
     assert.equal(server.getPort(), 0);
     const info = await start();
@@ -56,6 +58,7 @@ describe('lifecycle', () => {
     assert.equal(await server.isHealthy(), true);
     assert.deepEqual(server.getConfig(), { modelId: 'flux-2-klein', port: 'auto', binaryPath: env.binaryPath });
     assert.ok(!Number.isNaN(Date.parse(info.startedAt)));
+    assert.deepEqual(binaryLogs, [{ message: `Using stable-diffusion.cpp binary ${path.join(h.FAKE_SD_DIR, 'sd-server')}`, level: 'info' }]);
 
     await server.stop();
     assert.equal(server.isStopped(), true);
