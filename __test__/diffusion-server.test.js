@@ -199,6 +199,29 @@ describe('start errors', () => {
     assert.equal(server.getStatus(), 'stopped');
   });
 
+  test('a component that is not a model file is named, with sd.cpp\'s lines', async () => {
+    const rec = h.kleinRecord(env.root, { id: 'klein-garbage-llm' });
+    h.modelFiles.writeGarbage(rec.components.llm.path);
+    await assert.rejects(start({ modelId: 'klein-garbage-llm' }), (e) => {
+      assert.ok(e instanceof g.ServerError);
+      assert.match(e.message, /could not load the llm component \(.*Qwen3-4B-Q4_0\.gguf\): the file is missing or is not a model file/);
+      assert.match(e.message, /unknown format/);
+      assert.equal(e.details.component, 'llm');
+      return true;
+    });
+  });
+
+  test('sd-server that never finishes loading: startTimeoutMs, and nothing left behind', async () => {
+    process.env.FAKE_SD_HANG = 'load';
+    try {
+      await assert.rejects(start({ startTimeoutMs: 300 }), (e) => e instanceof g.ServerError && e.details.code === 'START_TIMEOUT');
+      assert.equal(server.getStatus(), 'stopped');
+      assert.deepEqual(h.processesMatching(env.root), []);
+    } finally {
+      delete process.env.FAKE_SD_HANG;
+    }
+  });
+
   test('an SDXL split with a diffusers-named UNet is refused before spawning', async () => {
     const log = h.argsLog(env.tmp);
     await assert.rejects(start({ modelId: 'sdxl-diffusers' }), (e) => e instanceof g.ServerError && /diffusers-named UNet/.test(e.message) && e.details.code === 'UNSUPPORTED_LAYOUT');
@@ -305,6 +328,24 @@ describe('generateImage', () => {
     } finally {
       process.env.FAKE_SD_STEP_MS = '2';
     }
+  });
+});
+
+describe('crash while idle', () => {
+  test('an sd-server killed from outside: crashed, then respawned by the next request', async () => {
+    const info = await start();
+    const crashed = once(server, 'crashed');
+    process.kill(info.pid, 'SIGKILL');
+    const [c] = await crashed;
+    assert.equal(c.signal, 9);
+    assert.equal(c.exitCode, 137);
+    assert.equal(server.getStatus(), 'crashed');
+    assert.equal(await server.isHealthy(), false);
+    assert.match(server.getInfo().error, /SIGKILL/);
+    const r = await server.generateImage({ prompt: 'back again', steps: 1 });
+    assert.ok(h.pngSize(r.image));
+    assert.equal(server.getStatus(), 'running');
+    assert.equal(server.getInfo().error, undefined);
   });
 });
 
