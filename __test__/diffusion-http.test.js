@@ -306,6 +306,29 @@ describe('crash recovery', () => {
     assert.deepEqual(h.processesMatching(env.root), []);
   });
 
+  test('a respawn that fails to load: the job says why, status crashed, a later respawn recovers', async () => {
+    process.env.FAKE_SD_CRASH_AT_STEP = '1';
+    await start();
+    delete process.env.FAKE_SD_CRASH_AT_STEP;
+    process.env.FAKE_SD_FAIL_LOAD = '1';
+    await assert.rejects(server.generateImage({ prompt: 'crash', steps: 2 }), /during generation/);
+    const crashed = once(server, 'crashed');
+    await assert.rejects(server.generateImage({ prompt: 'no server', steps: 2 }), (e) => {
+      assert.ok(e instanceof g.ServerError);
+      assert.equal(e.details.code, 'MODEL_LOAD_FAILED');
+      assert.match(e.message, /get sd version from file failed/);
+      return true;
+    });
+    const [c] = await crashed;
+    assert.equal(c.exitCode, 1);
+    assert.match(c.message, /could not be restarted/);
+    assert.equal(server.getStatus(), 'crashed');
+    delete process.env.FAKE_SD_FAIL_LOAD;
+    const r = await server.generateImage({ prompt: 'fixed', steps: 1 });
+    assert.ok(h.pngSize(r.image));
+    assert.equal(server.getStatus(), 'running');
+  });
+
   test('sd-cli failing: the job fails with the exit code, stderr and args', async () => {
     process.env.FAKE_SD_CRASH_AT_STEP = '1';
     process.env.FAKE_SD_CRASH_SIGNAL = 'SIGABRT';

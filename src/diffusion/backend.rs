@@ -33,6 +33,8 @@ pub trait Hooks: Send + Sync {
     /// A replacement sd-server is loading / is ready (after a crash or a cancel).
     fn respawning(&self);
     fn respawned(&self, pid: u32);
+    /// The replacement could not be started (the server is unusable until one can be).
+    fn respawn_failed(&self, error: &Error);
 }
 
 #[derive(Debug)]
@@ -316,6 +318,21 @@ struct Live {
     base: String,
     /// Set before we stop it on purpose, so its exit is not reported as a crash.
     expected: AtomicBool,
+    /// The crash was reported (by the watcher or by the job that saw it first). A mutex, not a
+    /// flag: the second caller must wait until the first has finished emitting.
+    reported: Mutex<bool>,
+}
+
+impl Live {
+    /// Reports an exit we did not ask for, once. The job that sees the exit calls this before
+    /// failing, so `crashed` reaches JS before the job's error.
+    fn report_exit(&self, hooks: &dyn Hooks, info: &ExitInfo) {
+        let mut reported = lock(&self.reported);
+        if !self.expected.load(Ordering::SeqCst) && !*reported {
+            *reported = true;
+            hooks.crashed(info);
+        }
+    }
 }
 
 pub struct ServerBackend {
@@ -443,6 +460,7 @@ impl ServerBackend {
             proc,
             base,
             expected: AtomicBool::new(false),
+            reported: Mutex::new(false),
         });
         let ready = async {
             let mut backoff = Duration::from_millis(10);
@@ -492,9 +510,7 @@ impl ServerBackend {
         let hooks = self.hooks.clone();
         tokio::spawn(async move {
             let info = live.proc.wait().await;
-            if !live.expected.load(Ordering::SeqCst) {
-                hooks.crashed(&info);
-            }
+            live.report_exit(hooks.as_ref(), &info);
         });
     }
 
@@ -522,7 +538,10 @@ impl ServerBackend {
                 *guard = Some(l.clone());
                 Ok(l)
             }
-            Err(e) => Err(JobError::from_error(&e)),
+            Err(e) => {
+                self.hooks.respawn_failed(&e);
+                Err(JobError::from_error(&e))
+            }
         }
     }
 
@@ -584,7 +603,10 @@ impl ServerBackend {
         let resp = tokio::select! {
             r = submit => r,
             _ = job.cancel.cancelled() => return Err(RunError::Cancelled),
-            info = live.proc.wait() => return Err(RunError::Failed(crash_error(&info, "sd-server", &self.files, &args_for_errors()))),
+            info = live.proc.wait() => {
+                live.report_exit(self.hooks.as_ref(), &info);
+                return Err(RunError::Failed(crash_error(&info, "sd-server", &self.files, &args_for_errors())));
+            }
         };
         let resp = resp.map_err(|e| {
             RunError::Failed(JobError::new(
@@ -620,6 +642,7 @@ impl ServerBackend {
             tokio::select! {
                 _ = job.cancel.cancelled() => return Err(RunError::Cancelled),
                 info = live.proc.wait() => {
+                    live.report_exit(self.hooks.as_ref(), &info);
                     return Err(RunError::Failed(crash_error(&info, "sd-server", &self.files, &args_for_errors())));
                 }
                 _ = wake.notified() => {}

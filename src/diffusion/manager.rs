@@ -185,10 +185,38 @@ impl Hooks for ManagerHooks {
         self.0.transition(&[Status::Crashed], Status::Starting);
     }
 
+    fn respawn_failed(&self, error: &Error) {
+        let message = format!("sd-server could not be restarted: {error}");
+        self.0.log(LogLevel::Error, &message);
+        if self
+            .0
+            .transition(&[Status::Starting, Status::Running], Status::Crashed)
+        {
+            lock(&self.0.state).error = Some(message.clone());
+            let (exit_code, stderr) = match error {
+                Error::Server { details, .. } => (
+                    details.get("exitCode").cloned().unwrap_or(Value::Null),
+                    details.get("stderr").cloned().unwrap_or(json!("")),
+                ),
+                _ => (Value::Null, json!("")),
+            };
+            self.0.emit(json!({
+                "type": "crashed",
+                "exitCode": exit_code,
+                "signal": null,
+                "stderr": stderr,
+                "message": message,
+            }));
+        }
+    }
+
     fn respawned(&self, pid: u32) {
         self.0
             .log(LogLevel::Info, &format!("sd-server respawned (pid {pid})"));
-        if self.0.transition(&[Status::Starting], Status::Running) {
+        if self
+            .0
+            .transition(&[Status::Starting, Status::Crashed], Status::Running)
+        {
             lock(&self.0.state).error = None;
         }
     }
