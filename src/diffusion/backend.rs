@@ -638,15 +638,19 @@ impl ServerBackend {
                 ))
             })?;
         let poll_url = format!("{}/sdcpp/v1/jobs/{job_id}", live.base);
+        // After output says "done", sd-server still encodes the PNG before the job reads
+        // `completed`: poll quickly for a while instead of waiting a whole idle interval.
+        let mut delay = POLL_INTERVAL;
         loop {
+            delay = (delay * 2).min(POLL_INTERVAL);
             tokio::select! {
                 _ = job.cancel.cancelled() => return Err(RunError::Cancelled),
                 info = live.proc.wait() => {
                     live.report_exit(self.hooks.as_ref(), &info);
                     return Err(RunError::Failed(crash_error(&info, "sd-server", &self.files, &args_for_errors())));
                 }
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = wake.notified() => delay = Duration::from_millis(2),
+                _ = tokio::time::sleep(delay) => {}
             }
             let resp = match self.client.get(&poll_url).send().await {
                 Ok(r) => r,
