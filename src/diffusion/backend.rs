@@ -571,8 +571,13 @@ impl ServerBackend {
             live.proc.terminate(KILL_GRACE).await;
             self.hooks.log(
                 LogLevel::Info,
-                &format!("Generation {} cancelled: sd-server restarted", job.id),
+                &format!("Generation {} cancelled: restarting sd-server", job.id),
             );
+            // Reload now, so the next request does not pay for it (a failure is reported through
+            // the hooks and retried by the next request).
+            if !self.shutdown.is_cancelled() {
+                let _ = self.ensure_live().await;
+            }
         }
         let images = result?;
         let seeds = sink.map(|s| s.seeds).unwrap_or_default();
