@@ -148,6 +148,22 @@ describe('start errors', () => {
     assert.deepEqual(log.all(), [], 'nothing spawned');
   });
 
+  test('a machine without enough RAM: InsufficientResourcesError from canRunModel', async () => {
+    const saved = process.env.GENAI_ELECTRON_SIMULATE_SYSTEM;
+    process.env.GENAI_ELECTRON_SIMULATE_SYSTEM = h.machine(path.join(env.tmp), 8, { ramGiB: 4 });
+    try {
+      await assert.rejects(start(), (e) => {
+        assert.ok(e instanceof g.InsufficientResourcesError, e.stack);
+        assert.match(e.message, /^System cannot run model: Insufficient RAM: model requires 8\.0GB, but only 4\.0GB total/);
+        assert.equal(e.details.available, 'Total RAM: 4.0GB');
+        return true;
+      });
+      assert.equal(server.getStatus(), 'stopped');
+    } finally {
+      process.env.GENAI_ELECTRON_SIMULATE_SYSTEM = saved;
+    }
+  });
+
   test('a missing binary is a BinaryError saying where it looked', async () => {
     await assert.rejects(start({ binaryPath: path.join(env.tmp, 'nowhere') }), (e) => {
       assert.ok(e instanceof g.BinaryError);

@@ -106,7 +106,7 @@ function sdxlCheckpointRecord(root, { id = 'sdxl-base', size = 6_938_078_334 } =
 
 /** Writes a simulated machine (docs/system-info.md) and returns its path. */
 function machine(dir, vramGiB, { ramGiB = 32 } = {}) {
-  const file = path.join(dir, `machine-${vramGiB === null ? 'nogpu' : `${vramGiB}gb`}.json`);
+  const file = path.join(dir, `machine-${vramGiB === null ? 'nogpu' : `${vramGiB}gb`}-${ramGiB}gb-ram.json`);
   const gpu =
     vramGiB === null
       ? { available: false }
