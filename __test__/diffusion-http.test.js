@@ -329,6 +329,20 @@ describe('crash recovery', () => {
     assert.equal(server.getStatus(), 'running');
   });
 
+  test('a generation sd-server reports as failed: error with sd.cpp\'s words, same process serves the next', async () => {
+    process.env.FAKE_SD_FAIL_JOBS = '1';
+    const info = await start();
+    const a = await post({ prompt: 'fails', steps: 2 });
+    const last = (await h.pollUntil(port, a.json.id, h.terminal)).at(-1).json;
+    assert.equal(last.status, 'error');
+    assert.equal(last.error.code, 'BACKEND_ERROR');
+    assert.match(last.error.message, /^stable-diffusion\.cpp failed to generate the image: /);
+    const b = await post({ prompt: 'works', steps: 1 });
+    assert.equal((await h.pollUntil(port, b.json.id, h.terminal)).at(-1).json.status, 'complete');
+    assert.equal(server.getPid(), info.pid, 'no restart needed');
+    assert.equal(server.getStatus(), 'running');
+  });
+
   test('sd-cli failing: the job fails with the exit code, stderr and args', async () => {
     process.env.FAKE_SD_CRASH_AT_STEP = '1';
     process.env.FAKE_SD_CRASH_SIGNAL = 'SIGABRT';
