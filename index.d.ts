@@ -3,6 +3,9 @@
  * switches by changing its import.
  */
 
+/// <reference types="node" />
+import { EventEmitter } from 'node:events';
+
 // ---------------------------------------------------------------------------------------------
 // Configuration
 
@@ -401,6 +404,200 @@ export declare class SystemInfo {
 }
 
 export declare const systemInfo: SystemInfo;
+
+// ---------------------------------------------------------------------------------------------
+// Diffusion server (contract section 4; docs/diffusion-server.md)
+
+export type ServerStatus = 'stopped' | 'starting' | 'running' | 'stopping' | 'crashed';
+export type HealthStatus = 'ok' | 'loading' | 'error' | 'unknown';
+
+export type ImageSampler =
+  | 'euler_a'
+  | 'euler'
+  | 'heun'
+  | 'dpm2'
+  | 'dpm++2s_a'
+  | 'dpm++2m'
+  | 'dpm++2mv2'
+  | 'lcm'
+  | 'er_sde'
+  | 'euler_cfg_pp'
+  | 'euler_a_cfg_pp'
+  | 'ipndm'
+  | 'ipndm_v'
+  | 'ddim_trailing'
+  | 'tcd'
+  | 'res_multistep'
+  | 'res_2s'
+  | 'euler_ge'
+  | 'dpm++2m_sde'
+  | 'dpm++2m_sde_bt'
+  | 'lms';
+
+export type ImageGenerationStage = 'loading' | 'diffusion' | 'decoding';
+
+export interface DiffusionServerConfig {
+  /** A `diffusion` model id from modelManager. */
+  modelId: string;
+  /** Port of the HTTP API (default 8081); 'auto' or 0 picks a free one. */
+  port?: number | 'auto';
+  /** Address the HTTP API binds (default '127.0.0.1'). Anything else exposes it to the network. */
+  host?: string;
+  /** `-t`: CPU threads for sd.cpp (default: its own, the physical core count). */
+  threads?: number;
+  /** Accepted for compatibility; sd.cpp has no such option. */
+  gpuLayers?: number;
+  /** Accepted for compatibility; this library does not provision or validate binaries. */
+  forceValidation?: boolean;
+  /** `--clip-on-cpu`; undefined = auto from VRAM. */
+  clipOnCpu?: boolean;
+  /** `--vae-on-cpu`; undefined = auto from VRAM. */
+  vaeOnCpu?: boolean;
+  /** `--offload-to-cpu`; undefined = auto (footprint > 85 % of VRAM). */
+  offloadToCpu?: boolean;
+  /** `--diffusion-fa`; undefined = auto (on when the model has an `llm` component). */
+  diffusionFlashAttention?: boolean;
+  /** `-b` on sd-server's command line (sd.cpp's default batch count; every request sets its own). */
+  batchSize?: number;
+  /** 'server' (default): one sd-server keeps the model loaded. 'cli': one sd-cli per request. */
+  backend?: 'server' | 'cli';
+  /** The sd-server / sd-cli program, or its folder. Else GENAI_ELECTRON_SD_BINARY_DIR, else <userData>/binaries/diffusion/. */
+  binaryPath?: string;
+  /** Requests that may wait behind the running one (default 16); more get 503 / SERVER_BUSY. */
+  maxQueueSize?: number;
+  /** How long sd-server may take to load the model and answer (default 120000 ms). */
+  startTimeoutMs?: number;
+}
+
+export interface DiffusionServerInfo {
+  status: ServerStatus;
+  health: HealthStatus;
+  /** sd-server's pid (backend 'server'), or the running sd-cli's. */
+  pid?: number;
+  port: number;
+  modelId: string;
+  startedAt?: string;
+  /** The last crash, while status is 'crashed'. */
+  error?: string;
+  /** A generation is running or queued. */
+  busy?: boolean;
+  backend?: 'server' | 'cli';
+  /** The optimisation flags in use (config values, else auto). */
+  flags?: { clipOnCpu: boolean; vaeOnCpu: boolean; offloadToCpu: boolean; diffusionFlashAttention: boolean };
+}
+
+export type ServerInfo = DiffusionServerInfo;
+
+export interface ImageGenerationConfig {
+  prompt: string;
+  negativePrompt?: string;
+  /** 64-4096; sd.cpp rounds up to what the model needs. Default: sd.cpp's (512). */
+  width?: number;
+  height?: number;
+  steps?: number;
+  cfgScale?: number;
+  /** Undefined or negative: random. Images of a batch use seed, seed+1, ... */
+  seed?: number;
+  sampler?: ImageSampler;
+  /** 1-5 images in one request. generateImage() resolves with the first and all of them in `images`. */
+  count?: number;
+  onProgress?: (currentStep: number, totalSteps: number, stage: ImageGenerationStage, percentage?: number) => void;
+}
+
+export interface ImageGenerationResult {
+  /** PNG bytes. */
+  image: Buffer;
+  format: 'png';
+  /** Milliseconds from the start of processing. */
+  timeTaken: number;
+  seed: number;
+  /** Read from the PNG. */
+  width: number;
+  height: number;
+  /** Every image when `count` > 1. */
+  images?: ImageGenerationResult[];
+}
+
+export interface ImageGenerationProgress {
+  currentStep: number;
+  totalSteps: number;
+  stage: ImageGenerationStage;
+  percentage?: number;
+  currentImage?: number;
+  totalImages?: number;
+}
+
+export type GenerationStatus = 'pending' | 'in_progress' | 'complete' | 'error' | 'cancelled';
+
+/** GET /v1/images/generations/:id */
+export interface GenerationState {
+  id: string;
+  status: GenerationStatus;
+  createdAt: number;
+  updatedAt: number;
+  progress?: ImageGenerationProgress;
+  result?: { images: { image: string; seed: number; width: number; height: number }[]; format: 'png'; timeTaken: number };
+  error?: { message: string; code: string };
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export interface LogEntry {
+  timestamp: string;
+  level: LogLevel;
+  message: string;
+}
+
+export interface BinaryLogEvent {
+  message: string;
+  level: 'info' | 'warn' | 'error';
+}
+
+export interface DiffusionCrashEvent {
+  /** The exit code, or 128 + signal number. */
+  exitCode?: number;
+  signal?: number;
+  /** Last lines sd-server wrote to stderr. */
+  stderr: string;
+  message: string;
+}
+
+export declare class DiffusionServerManager extends EventEmitter {
+  constructor();
+  /** @throws ServerError, ModelNotFoundError, FileSystemError, BinaryError, PortInUseError, InsufficientResourcesError */
+  start(config: DiffusionServerConfig): Promise<DiffusionServerInfo>;
+  /** Cancels queued and running generations, ends every child process, closes the HTTP API. */
+  stop(): Promise<void>;
+  restart(): Promise<DiffusionServerInfo>;
+  /** Queued behind earlier requests. Cancelled: rejects with Error('Image generation cancelled'). */
+  generateImage(config: ImageGenerationConfig): Promise<ImageGenerationResult>;
+  /** @throws ServerError (details.code GENERATION_NOT_FOUND) for an unknown id; no-op when finished. */
+  cancelImageGeneration(id: string): Promise<void>;
+  getActiveGenerationId(): string | undefined;
+  getInfo(): DiffusionServerInfo;
+  getStatus(): ServerStatus;
+  isHealthy(): Promise<boolean>;
+  getPort(): number;
+  getPid(): number | undefined;
+  getConfig(): DiffusionServerConfig | undefined;
+  isRunning(): boolean;
+  isStopped(): boolean;
+  isStarting(): boolean;
+  isStopping(): boolean;
+  hasCrashed(): boolean;
+  getLogs(lines?: number): Promise<string[]>;
+  getStructuredLogs(lines?: number): Promise<LogEntry[]>;
+  clearLogs(): Promise<void>;
+  getLogPath(): string | undefined;
+
+  on(event: 'status', listener: (status: ServerStatus, previous: ServerStatus) => void): this;
+  on(event: 'started' | 'restarted', listener: (info: DiffusionServerInfo) => void): this;
+  on(event: 'stopped', listener: () => void): this;
+  on(event: 'crashed', listener: (event: DiffusionCrashEvent) => void): this;
+  on(event: 'binary-log', listener: (event: BinaryLogEvent) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+export declare const diffusionServer: DiffusionServerManager;
 
 // ---------------------------------------------------------------------------------------------
 // Constants

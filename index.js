@@ -11,6 +11,7 @@ const { configure, getUserDataPath } = require('./lib/user-data.js');
 const { ModelManager } = require('./lib/model-manager.js');
 const { StorageManager } = require('./lib/storage-manager.js');
 const { SystemInfo } = require('./lib/system-info.js');
+const { DiffusionServerManager } = require('./lib/diffusion-server.js');
 const binding = require('./binding.js');
 const { PATHS, getModelFilePath, getModelDirectory } = require('./lib/paths.js');
 
@@ -27,6 +28,8 @@ module.exports = {
   StorageManager,
   systemInfo: SystemInfo.getInstance(),
   SystemInfo,
+  diffusionServer: new DiffusionServerManager(),
+  DiffusionServerManager,
   fetchLocalGGUFMetadata,
   PATHS,
   getModelFilePath,

@@ -2,6 +2,7 @@
 
 pub mod checksum;
 pub mod debug;
+pub mod diffusion;
 pub mod download;
 pub mod error;
 pub mod gguf;

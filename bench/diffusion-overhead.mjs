@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+// What the diffusion server itself adds per image, measured with the fake sd-server
+// (__test__/fixtures/fake-sd): request-to-result time through generateImage() and through the
+// HTTP API, minus the time the same job takes when sent straight to an identical sd-server
+// (its own generation time plus its own HTTP). Prints figures; fails nobody.
+//
+//   node bench/diffusion-overhead.mjs [--images 30] [--steps 4] [--step-ms 5]
+// Needs the addon built (node scripts/build.js). Talks to 127.0.0.1 only.
+
+import { createRequire } from 'node:module';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const g = require(root);
+const h = require(path.join(root, '__test__', 'helpers', 'diffusion.js'));
+
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const IMAGES = arg('images', 30);
+const STEPS = arg('steps', 4);
+process.env.FAKE_SD_STEP_MS = String(arg('step-ms', 5));
+
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+const stats = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
+  return { mean: s.reduce((a, b) => a + b, 0) / s.length, p50: q(0.5), p90: q(0.9), min: s[0] };
+};
+const fmt = (x) => `${x.toFixed(2)} ms`;
+
+async function freePort() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+async function pollJson(url, done) {
+  for (;;) {
+    const r = await fetch(url);
+    const j = await r.json();
+    if (done(j)) return j;
+    await new Promise((res) => setTimeout(res, 1));
+  }
+}
+
+const env = h.setup();
+g.configure({ userDataPath: env.root });
+process.env.GENAI_ELECTRON_SIMULATE_SYSTEM = h.machine(env.tmp, 24);
+h.kleinRecord(env.root);
+const log = h.argsLog(env.tmp);
+const request = { prompt: 'a lighthouse at dusk', width: 64, height: 64, steps: STEPS, seed: 1 };
+
+const server = g.diffusionServer;
+const info = await server.start({ modelId: 'flux-2-klein', port: 'auto', binaryPath: env.binaryPath });
+const argv = log.last();
+
+// Warm-up: the first job of an sd-server loads tensors lazily.
+await server.generateImage(request);
+
+const viaJs = [];
+for (let i = 0; i < IMAGES; i++) {
+  const t = now();
+  await server.generateImage(request);
+  viaJs.push(now() - t);
+}
+
+const viaHttp = [];
+const base = `http://127.0.0.1:${info.port}`;
+for (let i = 0; i < IMAGES; i++) {
+  const t = now();
+  const r = await fetch(`${base}/v1/images/generations`, { method: 'POST', body: JSON.stringify(request) });
+  const { id } = await r.json();
+  const done = await pollJson(`${base}/v1/images/generations/${id}`, (j) => j.status !== 'pending' && j.status !== 'in_progress');
+  if (done.status !== 'complete') throw new Error(`HTTP job ended ${done.status}`);
+  viaHttp.push(now() - t);
+}
+await server.stop();
+
+// Baseline: the same sd-server command line, jobs sent straight to its async API.
+const port = await freePort();
+const direct = argv.slice(0, -1).concat(String(port));
+const child = spawn(path.join(h.FAKE_SD_DIR, 'sd-server'), direct, { stdio: ['ignore', 'pipe', 'inherit'] });
+child.stdout.resume();
+for (;;) {
+  try {
+    await fetch(`http://127.0.0.1:${port}/`);
+    break;
+  } catch {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+const body = JSON.stringify({ prompt: request.prompt, width: 64, height: 64, seed: 1, batch_count: 1, sample_params: { sample_steps: STEPS } });
+const job = async () => {
+  const r = await fetch(`http://127.0.0.1:${port}/sdcpp/v1/img_gen`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+  const { id } = await r.json();
+  await pollJson(`http://127.0.0.1:${port}/sdcpp/v1/jobs/${id}`, (j) => j.status === 'completed' || j.status === 'failed');
+};
+await job();
+const baseline = [];
+for (let i = 0; i < IMAGES; i++) {
+  const t = now();
+  await job();
+  baseline.push(now() - t);
+}
+child.kill('SIGTERM');
+fs.rmSync(env.root, { recursive: true, force: true });
+
+const b = stats(baseline);
+const js = stats(viaJs);
+const ht = stats(viaHttp);
+console.log(`diffusion server overhead per image (fake sd-server, ${IMAGES} images, ${STEPS} steps of ${process.env.FAKE_SD_STEP_MS} ms, 64x64)`);
+console.log(`  sd-server alone (baseline)   mean ${fmt(b.mean)}  p50 ${fmt(b.p50)}  p90 ${fmt(b.p90)}`);
+console.log(`  generateImage()              mean ${fmt(js.mean)}  p50 ${fmt(js.p50)}  p90 ${fmt(js.p90)}`);
+console.log(`  HTTP POST + poll             mean ${fmt(ht.mean)}  p50 ${fmt(ht.p50)}  p90 ${fmt(ht.p90)}`);
+console.log(`  overhead generateImage()     ${fmt(js.p50 - b.p50)} (p50)  ${fmt(js.mean - b.mean)} (mean)`);
+console.log(`  overhead HTTP API            ${fmt(ht.p50 - b.p50)} (p50)  ${fmt(ht.mean - b.mean)} (mean)`);

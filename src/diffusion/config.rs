@@ -1,0 +1,456 @@
+//! `DiffusionServerConfig` and `ImageGenerationConfig`: parsed from JSON and validated before
+//! anything is spawned. sd.cpp aborts (SIGABRT) on a non-numeric value and exits 1 on an unknown
+//! sampler, so every number and name is checked here and refused with a message that names it.
+//! A JSON `null` counts as "not given" (JS `undefined` travels as `null`).
+
+use crate::error::{Error, Result};
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+
+/// genai-electron's `VALID_CONFIG_FIELDS` plus this library's additions (documented in
+/// docs/diffusion-server.md).
+pub const VALID_CONFIG_FIELDS: &[&str] = &[
+    "modelId",
+    "port",
+    "threads",
+    "gpuLayers",
+    "forceValidation",
+    "clipOnCpu",
+    "vaeOnCpu",
+    "batchSize",
+    "offloadToCpu",
+    "diffusionFlashAttention",
+    // Added by genai-electron-rs.
+    "host",
+    "backend",
+    "binaryPath",
+    "maxQueueSize",
+    "startTimeoutMs",
+];
+
+pub const DEFAULT_PORT: u16 = 8081;
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+pub const DEFAULT_MAX_QUEUE: usize = 16;
+pub const DEFAULT_START_TIMEOUT_MS: u64 = 120_000;
+
+/// sd.cpp's sampler names at master-827 (an unknown one makes it exit 1).
+pub const SAMPLERS: &[&str] = &[
+    "euler",
+    "euler_a",
+    "heun",
+    "dpm2",
+    "dpm++2s_a",
+    "dpm++2m",
+    "dpm++2mv2",
+    "ipndm",
+    "ipndm_v",
+    "lcm",
+    "ddim_trailing",
+    "tcd",
+    "res_multistep",
+    "res_2s",
+    "er_sde",
+    "euler_cfg_pp",
+    "euler_a_cfg_pp",
+    "euler_ge",
+    "dpm++2m_sde",
+    "dpm++2m_sde_bt",
+    "lms",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One long-lived sd-server keeps the model loaded.
+    Server,
+    /// One sd-cli process per request.
+    Cli,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Server => "server",
+            Backend::Cli => "cli",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortSpec {
+    Fixed(u16),
+    /// Any free port (also `0`).
+    Auto,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub model_id: String,
+    pub port: PortSpec,
+    pub host: String,
+    pub threads: Option<u32>,
+    pub batch_size: Option<u32>,
+    pub clip_on_cpu: Option<bool>,
+    pub vae_on_cpu: Option<bool>,
+    pub offload_to_cpu: Option<bool>,
+    pub diffusion_fa: Option<bool>,
+    pub backend: Backend,
+    pub binary_path: Option<PathBuf>,
+    pub max_queue: usize,
+    pub start_timeout_ms: u64,
+    /// The object as given, returned by `getConfig()`.
+    pub raw: Value,
+}
+
+fn invalid(field: &str, msg: impl Into<String>) -> Error {
+    let msg = msg.into();
+    Error::server(
+        format!("Invalid configuration: {field} {msg}"),
+        json!({ "field": field, "code": "INVALID_CONFIG" }),
+    )
+}
+
+fn given<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).filter(|v| !v.is_null())
+}
+
+fn opt_bool(obj: &Map<String, Value>, key: &str) -> Result<Option<bool>> {
+    match given(obj, key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(invalid(key, format!("must be a boolean, got {v}"))),
+    }
+}
+
+/// An integer in `min..=max` (JSON numbers may arrive as floats from JS).
+fn int_in(v: &Value, key: &str, min: i64, max: i64) -> Result<i64> {
+    let n = v
+        .as_f64()
+        .ok_or_else(|| invalid(key, format!("must be a number, got {v}")))?;
+    if !n.is_finite() || n.fract() != 0.0 {
+        return Err(invalid(key, format!("must be an integer, got {v}")));
+    }
+    if n < min as f64 || n > max as f64 {
+        return Err(invalid(
+            key,
+            format!("must be between {min} and {max}, got {v}"),
+        ));
+    }
+    Ok(n as i64)
+}
+
+impl ServerConfig {
+    pub fn parse(value: &Value) -> Result<Self> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| invalid("config", "must be an object"))?;
+        let mut unknown: Vec<&str> = obj
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !VALID_CONFIG_FIELDS.contains(k))
+            .collect();
+        if !unknown.is_empty() {
+            unknown.sort_unstable();
+            let mut valid: Vec<&str> = VALID_CONFIG_FIELDS.to_vec();
+            valid.sort_unstable();
+            return Err(Error::server(
+                format!(
+                    "Unknown configuration field(s): {}. Valid fields for DiffusionServerManager are: {}",
+                    unknown.join(", "),
+                    valid.join(", ")
+                ),
+                json!({
+                    "unknownFields": unknown,
+                    "validFields": valid,
+                    "suggestion": "Remove the unknown fields or check their spelling (field names are camelCase).",
+                }),
+            ));
+        }
+        let model_id = match given(obj, "modelId") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+            _ => return Err(invalid("modelId", "is required (a non-empty string)")),
+        };
+        let port = match given(obj, "port") {
+            None => PortSpec::Fixed(DEFAULT_PORT),
+            Some(Value::String(s)) if s == "auto" => PortSpec::Auto,
+            Some(v) => match int_in(v, "port", 0, 65535)? {
+                0 => PortSpec::Auto,
+                p => PortSpec::Fixed(p as u16),
+            },
+        };
+        let host = match given(obj, "host") {
+            None => DEFAULT_HOST.to_string(),
+            Some(Value::String(s)) if s.parse::<std::net::IpAddr>().is_ok() => s.clone(),
+            Some(Value::String(s)) if s == "localhost" => DEFAULT_HOST.to_string(),
+            Some(v) => {
+                return Err(invalid(
+                    "host",
+                    format!("must be an IP address such as \"127.0.0.1\", got {v}"),
+                ))
+            }
+        };
+        let threads = match given(obj, "threads") {
+            None => None,
+            Some(v) => Some(int_in(v, "threads", 1, 1024)? as u32),
+        };
+        let batch_size = match given(obj, "batchSize") {
+            None => None,
+            Some(v) => Some(int_in(v, "batchSize", 1, 64)? as u32),
+        };
+        if let Some(v) = given(obj, "gpuLayers") {
+            if !v.is_number() {
+                return Err(invalid("gpuLayers", format!("must be a number, got {v}")));
+            }
+        }
+        opt_bool(obj, "forceValidation")?;
+        let backend = match given(obj, "backend") {
+            None => Backend::Server,
+            Some(Value::String(s)) if s == "server" => Backend::Server,
+            Some(Value::String(s)) if s == "cli" => Backend::Cli,
+            Some(v) => {
+                return Err(invalid(
+                    "backend",
+                    format!("must be \"server\" or \"cli\", got {v}"),
+                ))
+            }
+        };
+        let binary_path = match given(obj, "binaryPath") {
+            None => None,
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(PathBuf::from(s)),
+            Some(v) => {
+                return Err(invalid(
+                    "binaryPath",
+                    format!("must be a non-empty string, got {v}"),
+                ))
+            }
+        };
+        let max_queue = match given(obj, "maxQueueSize") {
+            None => DEFAULT_MAX_QUEUE,
+            Some(v) => int_in(v, "maxQueueSize", 0, 10_000)? as usize,
+        };
+        let start_timeout_ms = match given(obj, "startTimeoutMs") {
+            None => DEFAULT_START_TIMEOUT_MS,
+            Some(v) => int_in(v, "startTimeoutMs", 1, 3_600_000)? as u64,
+        };
+        Ok(ServerConfig {
+            model_id,
+            port,
+            host,
+            threads,
+            batch_size,
+            clip_on_cpu: opt_bool(obj, "clipOnCpu")?,
+            vae_on_cpu: opt_bool(obj, "vaeOnCpu")?,
+            offload_to_cpu: opt_bool(obj, "offloadToCpu")?,
+            diffusion_fa: opt_bool(obj, "diffusionFlashAttention")?,
+            backend,
+            binary_path,
+            max_queue,
+            start_timeout_ms,
+            raw: value.clone(),
+        })
+    }
+}
+
+/// One validated image request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageRequest {
+    pub prompt: String,
+    pub negative_prompt: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub steps: Option<u32>,
+    pub cfg_scale: Option<f64>,
+    /// Always concrete: a missing or negative seed was replaced by a random one.
+    pub seed: i64,
+    pub sampler: Option<String>,
+    pub count: u32,
+}
+
+/// A request the caller got wrong: HTTP 400 `INVALID_REQUEST`.
+pub fn bad_request(msg: impl Into<String>) -> Error {
+    Error::server(msg, json!({ "code": "INVALID_REQUEST" }))
+}
+
+/// The largest seed sd.cpp accepts from us; random seeds are drawn below it as genai-electron does.
+pub const MAX_RANDOM_SEED: i64 = 2_147_483_646;
+
+impl ImageRequest {
+    pub fn parse(value: &Value) -> Result<Self> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| bad_request("Request body must be a JSON object"))?;
+        let prompt = match given(obj, "prompt") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+            Some(Value::String(_)) | None => {
+                return Err(bad_request("Missing required field: prompt"))
+            }
+            Some(v) => return Err(bad_request(format!("prompt must be a string, got {v}"))),
+        };
+        let negative_prompt = match given(obj, "negativePrompt") {
+            None => None,
+            Some(Value::String(s)) if s.is_empty() => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(v) => {
+                return Err(bad_request(format!(
+                    "negativePrompt must be a string, got {v}"
+                )))
+            }
+        };
+        let int_field = |key: &str, min: i64, max: i64| -> Result<Option<u32>> {
+            match given(obj, key) {
+                None => Ok(None),
+                Some(v) => match int_in(v, key, min, max) {
+                    Ok(n) => Ok(Some(n as u32)),
+                    Err(_) => Err(bad_request(format!(
+                        "{key} must be an integer between {min} and {max}, got {v}"
+                    ))),
+                },
+            }
+        };
+        let width = int_field("width", 64, 4096)?;
+        let height = int_field("height", 64, 4096)?;
+        let steps = int_field("steps", 1, 1000)?;
+        let cfg_scale = match given(obj, "cfgScale") {
+            None => None,
+            Some(v) => match v.as_f64() {
+                Some(x) if x.is_finite() && (0.0..=100.0).contains(&x) => Some(x),
+                _ => {
+                    return Err(bad_request(format!(
+                        "cfgScale must be a number between 0 and 100, got {v}"
+                    )))
+                }
+            },
+        };
+        let seed = match given(obj, "seed") {
+            None => None,
+            Some(v) => match v.as_f64() {
+                Some(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.0e15 => Some(x as i64),
+                _ => return Err(bad_request(format!("seed must be an integer, got {v}"))),
+            },
+        };
+        let seed = match seed {
+            Some(s) if s >= 0 => s,
+            _ => fastrand::i64(0..=MAX_RANDOM_SEED),
+        };
+        let sampler = match given(obj, "sampler") {
+            None => None,
+            Some(Value::String(s)) if SAMPLERS.contains(&s.as_str()) => Some(s.clone()),
+            Some(v) => {
+                return Err(bad_request(format!(
+                    "sampler must be one of {}, got {v}",
+                    SAMPLERS.join(", ")
+                )))
+            }
+        };
+        let count = match given(obj, "count") {
+            None => 1,
+            Some(v) => match int_in(v, "count", 1, 5) {
+                Ok(n) => n as u32,
+                Err(_) => return Err(bad_request("count must be between 1 and 5")),
+            },
+        };
+        Ok(ImageRequest {
+            prompt,
+            negative_prompt,
+            width,
+            height,
+            steps,
+            cfg_scale,
+            seed,
+            sampler,
+            count,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(e: Error) -> String {
+        e.to_string()
+    }
+
+    #[test]
+    fn unknown_fields_are_listed_sorted() {
+        let e =
+            ServerConfig::parse(&json!({"modelId": "m", "zeta": 1, "alpha": null})).unwrap_err();
+        let m = msg(e);
+        assert!(m.starts_with("Server error: Unknown configuration field(s): alpha, zeta. Valid fields for DiffusionServerManager are: backend, batchSize,"), "{m}");
+    }
+
+    #[test]
+    fn defaults_and_types() {
+        let c = ServerConfig::parse(&json!({"modelId": "m"})).unwrap();
+        assert_eq!(c.port, PortSpec::Fixed(8081));
+        assert_eq!(c.host, "127.0.0.1");
+        assert_eq!(c.backend, Backend::Server);
+        assert_eq!(c.clip_on_cpu, None);
+        let c = ServerConfig::parse(&json!({"modelId": "m", "port": "auto", "offloadToCpu": false, "threads": 4, "backend": "cli", "clipOnCpu": null})).unwrap();
+        assert_eq!(c.port, PortSpec::Auto);
+        assert_eq!(c.offload_to_cpu, Some(false));
+        assert_eq!(c.clip_on_cpu, None);
+        assert_eq!(c.threads, Some(4));
+        assert_eq!(c.backend, Backend::Cli);
+        for bad in [
+            json!({"modelId": "m", "threads": "4"}),
+            json!({"modelId": "m", "threads": 2.5}),
+            json!({"modelId": "m", "port": 70000}),
+            json!({"modelId": "m", "offloadToCpu": "yes"}),
+            json!({"modelId": "m", "backend": "gpu"}),
+            json!({"modelId": "m", "host": "example.com"}),
+            json!({"modelId": ""}),
+            json!({}),
+        ] {
+            assert!(ServerConfig::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn image_request_validation() {
+        let r =
+            ImageRequest::parse(&json!({"prompt": "a cat", "seed": 7, "width": 64, "cfgScale": 0}))
+                .unwrap();
+        assert_eq!(r.seed, 7);
+        assert_eq!(r.width, Some(64));
+        assert_eq!(r.cfg_scale, Some(0.0));
+        assert_eq!(r.count, 1);
+        let r = ImageRequest::parse(&json!({"prompt": "a cat", "seed": -1})).unwrap();
+        assert!((0..=MAX_RANDOM_SEED).contains(&r.seed));
+        let cases = [
+            (json!({}), "Missing required field: prompt"),
+            (json!({"prompt": "  "}), "Missing required field: prompt"),
+            (
+                json!({"prompt": "x", "count": 6}),
+                "count must be between 1 and 5",
+            ),
+            (
+                json!({"prompt": "x", "count": 1.5}),
+                "count must be between 1 and 5",
+            ),
+            (
+                json!({"prompt": "x", "steps": "20"}),
+                "steps must be an integer",
+            ),
+            (
+                json!({"prompt": "x", "width": 0}),
+                "width must be an integer",
+            ),
+            (
+                json!({"prompt": "x", "cfgScale": "high"}),
+                "cfgScale must be a number",
+            ),
+            (
+                json!({"prompt": "x", "sampler": "foo"}),
+                "sampler must be one of",
+            ),
+            (
+                json!({"prompt": "x", "seed": 1.5}),
+                "seed must be an integer",
+            ),
+        ];
+        for (body, want) in cases {
+            let m = msg(ImageRequest::parse(&body).unwrap_err());
+            assert!(m.contains(want), "{body}: {m}");
+        }
+    }
+}

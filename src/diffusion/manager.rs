@@ -1,0 +1,803 @@
+//! The diffusion server: lifecycle (start, stop), status and events, the job worker and the HTTP
+//! API, tied together. One instance per JS `DiffusionServerManager`.
+//!
+//! Start order: config validated (nothing changes on a bad config) -> status `starting` -> log
+//! opened -> model record -> files checked (layout) -> flags decided -> binary found -> public port
+//! bound (PortInUseError before anything is spawned) -> sd-server spawned and ready -> `running`.
+//! Any failure unwinds what was done and leaves status `stopped`.
+
+use crate::diffusion::args::ProcessOptions;
+use crate::diffusion::backend::{Backend, CliBackend, Hooks, ProgressFn, RunError, ServerBackend};
+use crate::diffusion::binary;
+use crate::diffusion::config::{self, ImageRequest, PortSpec, ServerConfig};
+use crate::diffusion::flags::{self, FlagOverrides, GpuMemory};
+use crate::diffusion::http_api::{self, Api};
+use crate::diffusion::jobs::{self, CancelFlag, CancelOutcome, JobError, JobResult, Jobs, Outcome};
+use crate::diffusion::layout;
+use crate::diffusion::logs::{self, LogFile, LogLevel};
+use crate::diffusion::process::ExitInfo;
+use crate::diffusion::progress::{Progress, Stage};
+use crate::error::{Error, Result};
+use crate::storage::{ModelInfo, Paths, Store};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+pub type EventSink = Arc<dyn Fn(Value) + Send + Sync>;
+/// Measures the GPU (the system module's job); called once per start, off the async threads.
+pub type GpuProbe = Arc<dyn Fn() -> Result<GpuMemory> + Send + Sync>;
+/// `canRunModel`-style admission check; `Err` is returned from `start()`.
+pub type ResourceCheck = Arc<dyn Fn(&ModelInfo) -> Result<()> + Send + Sync>;
+
+/// What a start needs from its surroundings. The JS side reads the environment on its own thread
+/// and passes it here, so the core never reads environment variables.
+#[derive(Clone)]
+pub struct StartEnv {
+    pub gpu: GpuProbe,
+    pub resources: Option<ResourceCheck>,
+    /// `GENAI_ELECTRON_SD_BINARY_DIR`.
+    pub binary_dir: Option<String>,
+    /// `IMAGE_RESULT_TTL_MS` / `IMAGE_CLEANUP_INTERVAL_MS`.
+    pub result_ttl: Duration,
+    pub cleanup_interval: Duration,
+}
+
+impl Default for StartEnv {
+    fn default() -> Self {
+        StartEnv {
+            gpu: Arc::new(|| Ok(GpuMemory::default())),
+            resources: None,
+            binary_dir: None,
+            result_ttl: Duration::from_millis(jobs::DEFAULT_RESULT_TTL_MS),
+            cleanup_interval: Duration::from_millis(jobs::DEFAULT_CLEANUP_INTERVAL_MS),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Stopped,
+    Starting,
+    Running,
+    Stopping,
+    Crashed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Stopped => "stopped",
+            Status::Starting => "starting",
+            Status::Running => "running",
+            Status::Stopping => "stopping",
+            Status::Crashed => "crashed",
+        }
+    }
+}
+
+struct State {
+    status: Status,
+    port: u16,
+    model_id: String,
+    started_at: Option<String>,
+    config: Option<Value>,
+    error: Option<String>,
+    backend: Option<&'static str>,
+    flags: Option<Value>,
+    /// Jobs are accepted (from a successful start until stop begins), including while a
+    /// crashed sd-server is being replaced.
+    accepting: bool,
+}
+
+struct Shared {
+    events: EventSink,
+    state: Mutex<State>,
+    log: Mutex<Option<Arc<LogFile>>>,
+    jobs: Mutex<Option<Arc<Jobs>>>,
+    backend: Mutex<Option<Arc<Backend>>>,
+    /// Set by `stop()` to abort the start in progress.
+    start_abort: Mutex<Option<Arc<CancelFlag>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    fn emit(&self, v: Value) {
+        (self.events)(v);
+    }
+
+    fn log(&self, level: LogLevel, msg: &str) {
+        if let Some(l) = lock(&self.log).as_ref() {
+            l.write(level, msg);
+        }
+    }
+
+    fn status(&self) -> Status {
+        lock(&self.state).status
+    }
+
+    /// Changes the status and emits `status` (new, old) when it actually changed.
+    fn set_status(&self, s: Status) {
+        let old = {
+            let mut st = lock(&self.state);
+            let old = st.status;
+            st.status = s;
+            old
+        };
+        if old != s {
+            self.log(
+                LogLevel::Info,
+                &format!("Status: {} -> {}", old.as_str(), s.as_str()),
+            );
+            self.emit(json!({ "type": "status", "status": s.as_str(), "previous": old.as_str() }));
+        }
+    }
+
+    /// Changes the status only if it is currently `from`.
+    fn transition(&self, from: &[Status], to: Status) -> bool {
+        let ok = from.contains(&self.status());
+        if ok {
+            self.set_status(to);
+        }
+        ok
+    }
+}
+
+struct ManagerHooks(Arc<Shared>);
+
+impl Hooks for ManagerHooks {
+    fn log(&self, level: LogLevel, message: &str) {
+        self.0.log(level, message);
+    }
+
+    fn crashed(&self, info: &ExitInfo) {
+        let stderr = info.stderr_tail.join("\n");
+        let message = format!("sd-server exited unexpectedly with {}", info.describe());
+        self.0.log(
+            LogLevel::Error,
+            &format!(
+                "{message}{}",
+                if stderr.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n{stderr}")
+                }
+            ),
+        );
+        if self.0.transition(&[Status::Running], Status::Crashed) {
+            lock(&self.0.state).error = Some(message.clone());
+            self.0.emit(json!({
+                "type": "crashed",
+                "exitCode": info.exit_code(),
+                "signal": info.signal,
+                "stderr": stderr,
+                "message": message,
+            }));
+        }
+    }
+
+    fn respawning(&self) {
+        self.0.log(LogLevel::Info, "Respawning sd-server");
+        self.0.transition(&[Status::Crashed], Status::Starting);
+    }
+
+    fn respawn_failed(&self, error: &Error) {
+        let message = format!("sd-server could not be restarted: {error}");
+        self.0.log(LogLevel::Error, &message);
+        if self
+            .0
+            .transition(&[Status::Starting, Status::Running], Status::Crashed)
+        {
+            lock(&self.0.state).error = Some(message.clone());
+            let (exit_code, stderr) = match error {
+                Error::Server { details, .. } => (
+                    details.get("exitCode").cloned().unwrap_or(Value::Null),
+                    details.get("stderr").cloned().unwrap_or(json!("")),
+                ),
+                _ => (Value::Null, json!("")),
+            };
+            self.0.emit(json!({
+                "type": "crashed",
+                "exitCode": exit_code,
+                "signal": null,
+                "stderr": stderr,
+                "message": message,
+            }));
+        }
+    }
+
+    fn respawned(&self, pid: u32) {
+        self.0
+            .log(LogLevel::Info, &format!("sd-server respawned (pid {pid})"));
+        if self
+            .0
+            .transition(&[Status::Starting, Status::Crashed], Status::Running)
+        {
+            lock(&self.0.state).error = None;
+        }
+    }
+}
+
+struct Running {
+    jobs: Arc<Jobs>,
+    backend: Arc<Backend>,
+    http_stop: Arc<CancelFlag>,
+    http_task: JoinHandle<()>,
+    worker: JoinHandle<()>,
+    cleanup: JoinHandle<()>,
+}
+
+pub struct DiffusionServer {
+    shared: Arc<Shared>,
+    lifecycle: tokio::sync::Mutex<Option<Running>>,
+}
+
+/// What `generateImage()` receives.
+pub type Generation = JobResult;
+
+impl DiffusionServer {
+    pub fn new(events: EventSink) -> Self {
+        DiffusionServer {
+            shared: Arc::new(Shared {
+                events,
+                state: Mutex::new(State {
+                    status: Status::Stopped,
+                    port: 0,
+                    model_id: String::new(),
+                    started_at: None,
+                    config: None,
+                    error: None,
+                    backend: None,
+                    flags: None,
+                    accepting: false,
+                }),
+                log: Mutex::new(None),
+                jobs: Mutex::new(None),
+                backend: Mutex::new(None),
+                start_abort: Mutex::new(None),
+            }),
+            lifecycle: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        self.shared.status()
+    }
+
+    /// `start(config)`: resolves to `DiffusionServerInfo`.
+    pub async fn start(&self, user_data: PathBuf, config: Value, env: StartEnv) -> Result<Value> {
+        match self.status() {
+            Status::Running | Status::Crashed => {
+                return Err(Error::server("Server is already running", json!({})))
+            }
+            Status::Starting => return Err(Error::server("Server is already starting", json!({}))),
+            Status::Stopping => return Err(Error::server("Server is stopping", json!({}))),
+            Status::Stopped => {}
+        }
+        let cfg = ServerConfig::parse(&config)?;
+        let Ok(mut lifecycle) = self.lifecycle.try_lock() else {
+            return Err(Error::server("Server is already starting", json!({})));
+        };
+        {
+            let mut st = lock(&self.shared.state);
+            st.config = Some(config.clone());
+            st.model_id = cfg.model_id.clone();
+            st.error = None;
+            st.flags = None;
+            st.backend = Some(cfg.backend.as_str());
+        }
+        let abort = Arc::new(CancelFlag::default());
+        *lock(&self.shared.start_abort) = Some(abort.clone());
+        self.shared.set_status(Status::Starting);
+        let result = tokio::select! {
+            r = self.start_inner(user_data, &cfg, &env, abort.clone()) => r,
+            // Steps before sd-server exists are short; this ends them at once. sd-server's own
+            // wait watches the same flag and kills the child before returning.
+            _ = abort.cancelled(), if cfg.backend == config::Backend::Cli => Err(aborted()),
+        };
+        let result = match result {
+            Ok(r) if abort.is_cancelled() => {
+                r.0.http_stop.cancel();
+                r.0.backend.shutdown().await;
+                r.0.worker.abort();
+                r.0.cleanup.abort();
+                Err(aborted())
+            }
+            other => other,
+        };
+        *lock(&self.shared.start_abort) = None;
+        match result {
+            Ok(running) => {
+                let port = running.1;
+                *lifecycle = Some(running.0);
+                {
+                    let mut st = lock(&self.shared.state);
+                    st.port = port;
+                    st.accepting = true;
+                    st.started_at = Some(
+                        chrono::Utc::now()
+                            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                            .to_string(),
+                    );
+                }
+                self.shared.set_status(Status::Running);
+                self.shared.log(
+                    LogLevel::Info,
+                    &format!("Diffusion server running on http://{}:{port}", cfg.host),
+                );
+                Ok(self.info())
+            }
+            Err(e) => {
+                self.shared
+                    .log(LogLevel::Error, &format!("Start failed: {e}"));
+                *lock(&self.shared.backend) = None;
+                lock(&self.shared.state).port = 0;
+                self.shared.set_status(Status::Stopped);
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_inner(
+        &self,
+        user_data: PathBuf,
+        cfg: &ServerConfig,
+        env: &StartEnv,
+        abort: Arc<CancelFlag>,
+    ) -> Result<(Running, u16)> {
+        let paths = Paths::new(user_data)?;
+        paths.initialize().await?;
+        let log = Arc::new(LogFile::new(paths.logs().join(logs::LOG_FILE)));
+        *lock(&self.shared.log) = Some(log.clone());
+        self.shared.log(
+            LogLevel::Info,
+            &format!(
+                "Starting diffusion server: model {}, backend {}, config {}",
+                cfg.model_id,
+                cfg.backend.as_str(),
+                cfg.raw
+            ),
+        );
+
+        let store = Store::new(paths.clone());
+        let id = cfg.model_id.clone();
+        let p2 = paths.clone();
+        let (model, files) = blocking(move || {
+            let model = store.get(&id)?;
+            let files = layout::resolve(&model, &p2)?;
+            Ok((model, files))
+        })
+        .await?;
+        for w in &files.warnings {
+            self.shared
+                .log(LogLevel::Warn, &format!("Model check: {w}"));
+        }
+        if files.sdxl_split {
+            self.shared.log(
+                LogLevel::Info,
+                "SDXL split layout: adding -m with the SDXL hint file so stable-diffusion.cpp detects SDXL (see docs/diffusion-server.md)",
+            );
+        }
+        if let Some(check) = env.resources.clone() {
+            let m = model.clone();
+            blocking(move || check(&m)).await?;
+        }
+
+        let gpu_probe = env.gpu.clone();
+        let gpu = blocking(move || gpu_probe()).await?;
+        let decision = flags::decide(
+            files.size,
+            files.has_llm,
+            gpu,
+            FlagOverrides {
+                clip_on_cpu: cfg.clip_on_cpu,
+                vae_on_cpu: cfg.vae_on_cpu,
+                offload_to_cpu: cfg.offload_to_cpu,
+                diffusion_fa: cfg.diffusion_fa,
+            },
+        );
+        self.shared.log(LogLevel::Info, &decision.log_line());
+        lock(&self.shared.state).flags = Some(decision.flags.to_json());
+
+        let program = binary::resolve(
+            cfg.backend,
+            cfg.binary_path.as_deref(),
+            env.binary_dir.as_deref(),
+            &paths.binaries("diffusion"),
+        )?;
+        let msg = format!("Using stable-diffusion.cpp binary {}", program.display());
+        self.shared.log(LogLevel::Info, &msg);
+        self.shared
+            .emit(json!({ "type": "binary-log", "message": msg, "level": "info" }));
+
+        let (listener, port) = bind_public(&cfg.host, cfg.port).await?;
+
+        let opts = ProcessOptions {
+            threads: cfg.threads,
+            flags: decision.flags,
+            batch_size: cfg.batch_size,
+        };
+        let hooks: Arc<dyn Hooks> = Arc::new(ManagerHooks(self.shared.clone()));
+        let backend = Arc::new(match cfg.backend {
+            config::Backend::Server => Backend::Server(ServerBackend::new(
+                program,
+                files,
+                opts,
+                Duration::from_millis(cfg.start_timeout_ms),
+                log.clone(),
+                hooks,
+                abort.clone(),
+            )),
+            config::Backend::Cli => Backend::Cli(CliBackend::new(
+                program,
+                files,
+                opts,
+                paths.temp(),
+                log.clone(),
+                hooks,
+            )),
+        });
+        *lock(&self.shared.backend) = Some(backend.clone());
+        if abort.is_cancelled() {
+            return Err(aborted());
+        }
+        if let Backend::Server(s) = backend.as_ref() {
+            s.start().await?;
+        }
+
+        let jobs = Arc::new(Jobs::new(cfg.max_queue));
+        *lock(&self.shared.jobs) = Some(jobs.clone());
+        let http_stop = Arc::new(CancelFlag::default());
+        let api: Arc<dyn Api> = Arc::new(ApiImpl {
+            shared: self.shared.clone(),
+            jobs: jobs.clone(),
+        });
+        let http_task = tokio::spawn(http_api::serve(listener, api, http_stop.clone()));
+        let worker = tokio::spawn(worker(self.shared.clone(), jobs.clone(), backend.clone()));
+        let (ttl, interval) = (env.result_ttl, env.cleanup_interval);
+        let j2 = jobs.clone();
+        let cleanup = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                j2.cleanup(ttl);
+            }
+        });
+        Ok((
+            Running {
+                jobs,
+                backend,
+                http_stop,
+                http_task,
+                worker,
+                cleanup,
+            },
+            port,
+        ))
+    }
+
+    /// `stop()`: cancels queued and running jobs, ends every child (SIGTERM, then SIGKILL after
+    /// 5 s) and waits for them to be reaped, closes the HTTP API.
+    pub async fn stop(&self) -> Result<()> {
+        match self.status() {
+            Status::Stopped => return Ok(()),
+            Status::Starting => {
+                // Abort a start in progress: it notices and unwinds, releasing the lifecycle lock.
+                if let Some(a) = lock(&self.shared.start_abort).as_ref() {
+                    a.cancel();
+                }
+            }
+            _ => {}
+        }
+        let mut lifecycle = self.lifecycle.lock().await;
+        let Some(running) = lifecycle.take() else {
+            return Ok(());
+        };
+        lock(&self.shared.state).accepting = false;
+        self.shared.set_status(Status::Stopping);
+        running.jobs.close();
+        running.http_stop.cancel();
+        let _ = running.http_task.await;
+        running.backend.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), running.worker).await;
+        running.cleanup.abort();
+        *lock(&self.shared.backend) = None;
+        lock(&self.shared.state).port = 0;
+        self.shared.set_status(Status::Stopped);
+        self.shared.log(LogLevel::Info, "Diffusion server stopped");
+        Ok(())
+    }
+
+    fn jobs(&self) -> Option<Arc<Jobs>> {
+        lock(&self.shared.jobs).clone()
+    }
+
+    /// Queues a generation (`generateImage()`); returns its id.
+    pub fn submit(&self, request: &Value) -> Result<String> {
+        let accepting = lock(&self.shared.state).accepting;
+        let Some(jobs) = self.jobs().filter(|_| accepting) else {
+            return Err(Error::server(
+                "Server is not running",
+                json!({ "code": "SERVER_NOT_RUNNING", "suggestion": "Call diffusionServer.start({ modelId }) first." }),
+            ));
+        };
+        submit_to(&jobs, request).map(|(id, _)| id)
+    }
+
+    /// Resolves with the job's images, or its error.
+    pub async fn wait(&self, id: &str) -> Result<Generation> {
+        let Some(jobs) = self.jobs() else {
+            return Err(not_found(id));
+        };
+        match jobs.wait(id).await {
+            Outcome::Done(r) => Ok((*r).clone()),
+            Outcome::Failed(e) => {
+                let mut details = match e.details {
+                    Value::Object(m) => m,
+                    _ => Default::default(),
+                };
+                details.insert("code".into(), json!(e.code));
+                details.insert("generationId".into(), json!(id));
+                Err(Error::Server {
+                    message: e.message,
+                    details,
+                })
+            }
+            Outcome::Cancelled => Err(Error::server(
+                "Image generation cancelled",
+                json!({ "code": "GENERATION_CANCELLED", "generationId": id }),
+            )),
+            Outcome::Gone => Err(not_found(id)),
+        }
+    }
+
+    /// `cancelImageGeneration(id)`: unknown id is an error, a finished one a no-op.
+    pub fn cancel(&self, id: &str) -> Result<()> {
+        let Some(jobs) = self.jobs() else {
+            return Err(not_found(id));
+        };
+        match jobs.cancel(id) {
+            CancelOutcome::NotFound => Err(not_found(id)),
+            CancelOutcome::Cancelled { was_active } => {
+                self.shared.log(
+                    LogLevel::Info,
+                    &format!(
+                        "Generation {id} cancelled{}",
+                        if was_active {
+                            " while running"
+                        } else {
+                            " while queued"
+                        }
+                    ),
+                );
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn active_generation_id(&self) -> Option<String> {
+        self.jobs().and_then(|j| j.active_id())
+    }
+
+    /// `DiffusionServerInfo`.
+    pub fn info(&self) -> Value {
+        let st = lock(&self.shared.state);
+        let backend = lock(&self.shared.backend).clone();
+        let busy = lock(&self.shared.jobs)
+            .as_ref()
+            .is_some_and(|j| j.is_busy())
+            && matches!(
+                st.status,
+                Status::Running | Status::Crashed | Status::Starting
+            );
+        let health = match st.status {
+            Status::Running if backend.as_ref().is_some_and(|b| b.is_alive()) => "ok",
+            Status::Running | Status::Starting => "loading",
+            Status::Crashed => "error",
+            _ => "unknown",
+        };
+        let mut v = json!({
+            "status": st.status.as_str(),
+            "health": health,
+            "port": st.port,
+            "modelId": st.model_id,
+            "busy": busy,
+        });
+        if let Some(pid) = backend.as_ref().and_then(|b| b.pid()) {
+            v["pid"] = json!(pid);
+        }
+        if let Some(s) = &st.started_at {
+            v["startedAt"] = json!(s);
+        }
+        if let Some(e) = &st.error {
+            v["error"] = json!(e);
+        }
+        if let Some(b) = st.backend {
+            v["backend"] = json!(b);
+        }
+        if let Some(f) = &st.flags {
+            v["flags"] = f.clone();
+        }
+        v
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.status() == Status::Running
+            && lock(&self.shared.backend)
+                .as_ref()
+                .is_some_and(|b| b.is_alive())
+    }
+
+    pub fn log_file(&self) -> Option<Arc<LogFile>> {
+        lock(&self.shared.log).clone()
+    }
+
+    /// The log file for a userData root even before the first start (so `getLogs()` works then).
+    pub fn log_file_for(&self, user_data: PathBuf) -> Option<Arc<LogFile>> {
+        if let Some(l) = self.log_file() {
+            return Some(l);
+        }
+        let paths = Paths::new(user_data).ok()?;
+        Some(Arc::new(LogFile::new(paths.logs().join(logs::LOG_FILE))))
+    }
+}
+
+fn aborted() -> Error {
+    Error::server(
+        "Server start was aborted by stop()",
+        json!({ "code": "START_ABORTED" }),
+    )
+}
+
+fn not_found(id: &str) -> Error {
+    Error::server(
+        format!("Generation not found: {id}"),
+        json!({
+            "code": "GENERATION_NOT_FOUND",
+            "generationId": id,
+            "suggestion": "The id is unknown, or its result expired (IMAGE_RESULT_TTL_MS).",
+        }),
+    )
+}
+
+fn submit_to(jobs: &Jobs, body: &Value) -> Result<(String, i64)> {
+    let req = ImageRequest::parse(body)?;
+    jobs.submit(req).map_err(|waiting| {
+        Error::server(
+            format!("Server is busy: the generation queue is full ({waiting} waiting)"),
+            json!({
+                "code": "SERVER_BUSY",
+                "suggestion": "Wait for a generation to finish, or start the server with a larger maxQueueSize.",
+            }),
+        )
+    })
+}
+
+struct ApiImpl {
+    shared: Arc<Shared>,
+    jobs: Arc<Jobs>,
+}
+
+impl Api for ApiImpl {
+    fn busy(&self) -> bool {
+        self.jobs.is_busy()
+    }
+    fn submit(&self, body: &Value) -> Result<(String, i64)> {
+        if !lock(&self.shared.state).accepting {
+            return Err(Error::server(
+                "Server is not running",
+                json!({ "code": "SERVER_NOT_RUNNING" }),
+            ));
+        }
+        submit_to(&self.jobs, body)
+    }
+    fn get(&self, id: &str) -> Option<Value> {
+        self.jobs.to_json(id)
+    }
+    fn cancel(&self, id: &str) -> CancelOutcome {
+        self.jobs.cancel(id)
+    }
+}
+
+async fn worker(shared: Arc<Shared>, jobs: Arc<Jobs>, backend: Arc<Backend>) {
+    while let Some(job) = jobs.claim().await {
+        let id = job.id.clone();
+        let (j2, s2, id2) = (jobs.clone(), shared.clone(), id.clone());
+        let on_progress: ProgressFn = Arc::new(move |p: Progress| {
+            j2.set_progress(&id2, p.clone());
+            emit_progress(&s2, &id2, &p);
+        });
+        shared.log(
+            LogLevel::Info,
+            &format!("Generation {id} started: {:?}", job.request),
+        );
+        let t0 = Instant::now();
+        match backend.run(&job, on_progress.clone()).await {
+            Ok(images) => {
+                let n = job.request.count;
+                // The closing 100 % goes to JS only: the registry says `complete` instead, so a
+                // poller never sees 100 on an entry that is still `in_progress`.
+                emit_progress(
+                    &shared,
+                    &id,
+                    &Progress {
+                        current_step: 0,
+                        total_steps: 0,
+                        stage: Stage::Decoding,
+                        percentage: 100.0,
+                        current_image: n,
+                        total_images: n,
+                    },
+                );
+                let ms = t0.elapsed().as_millis() as u64;
+                shared.log(
+                    LogLevel::Info,
+                    &format!(
+                        "Generation {id} complete: {} image(s) in {ms} ms",
+                        images.len()
+                    ),
+                );
+                jobs.finish(
+                    &id,
+                    Ok(JobResult {
+                        images,
+                        time_taken_ms: ms,
+                    }),
+                );
+            }
+            Err(RunError::Cancelled) => {
+                jobs.finish(
+                    &id,
+                    Err(JobError::new(
+                        "Image generation cancelled",
+                        "CANCELLED",
+                        json!({}),
+                    )),
+                );
+            }
+            Err(RunError::Failed(e)) => {
+                shared.log(
+                    LogLevel::Error,
+                    &format!("Generation {id} failed: {}", e.message),
+                );
+                jobs.finish(&id, Err(e));
+            }
+        }
+    }
+}
+
+fn emit_progress(shared: &Shared, id: &str, p: &Progress) {
+    let mut v = p.to_json();
+    v["type"] = json!("progress");
+    v["id"] = json!(id);
+    shared.emit(v);
+}
+
+/// Binds the public API port. `EADDRINUSE` is the contract's `PortInUseError`.
+async fn bind_public(host: &str, port: PortSpec) -> Result<(tokio::net::TcpListener, u16)> {
+    let want = match port {
+        PortSpec::Fixed(p) => p,
+        PortSpec::Auto => 0,
+    };
+    match tokio::net::TcpListener::bind((host, want)).await {
+        Ok(l) => {
+            let actual = l.local_addr().map(|a| a.port()).unwrap_or(want);
+            Ok((l, actual))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(Error::PortInUse { port: want }),
+        Err(e) => Err(Error::server(
+            format!("Failed to start diffusion-server: cannot listen on {host}:{want}: {e}"),
+            json!({ "host": host, "port": want, "error": e.to_string() }),
+        )),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::server(format!("internal task failed: {e}"), json!({})))?
+}
