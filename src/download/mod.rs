@@ -234,6 +234,7 @@ fn file_exists_error(item: &Item, why: &str) -> Error {
 /// Decides what to do with each planned file given what is on disk.
 async fn classify_items(
     store: &Store,
+    net: &Net,
     plan: &Plan,
     probes: &[Probe],
     tracker: &Arc<Tracker>,
@@ -270,7 +271,7 @@ async fn classify_items(
             Some((want, _)) => {
                 // A reused file is trusted only after hashing it.
                 tracker.start_item(item.role.clone(), item.filename.clone(), Phase::Verifying);
-                let (n, sha) = transfer::hash_existing(&item.dest, Tracker::new()).await?;
+                let (n, sha) = transfer::hash_existing(net, &item.dest, Tracker::new()).await?;
                 if &sha == want {
                     Action::Keep {
                         size: n,
@@ -370,7 +371,7 @@ async fn run(
             return Err(e);
         }
     };
-    let actions = classify_items(store, plan, &probes, tracker).await;
+    let actions = classify_items(store, net, plan, &probes, tracker).await;
     let actions = match actions {
         Ok(a) => a,
         Err(e) => {

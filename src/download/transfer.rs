@@ -520,9 +520,15 @@ pub async fn fetch(net: &Net, job: Job<'_>) -> Result<Fetched> {
     }
 }
 
-/// Hashes an existing file (a shared component, an orphan from an interrupted run) with progress.
-pub async fn hash_existing(path: &Path, tracker: Arc<Tracker>) -> Result<(u64, String)> {
+/// Hashes an existing file (a shared component, an orphan from an interrupted run) with progress;
+/// a cancel stops it between blocks, so cancelling never waits for a multi-GB hash.
+pub async fn hash_existing(net: &Net, path: &Path, tracker: Arc<Tracker>) -> Result<(u64, String)> {
     let p = path.to_path_buf();
+    let cancel = net.cancel.clone();
+    let cancelled = Error::download(
+        "Download cancelled",
+        json!({ "cancelled": true, "path": p.display().to_string() }),
+    );
     tokio::task::spawn_blocking(move || {
         use sha2::Digest;
         use std::io::Read;
@@ -531,6 +537,9 @@ pub async fn hash_existing(path: &Path, tracker: Arc<Tracker>) -> Result<(u64, S
         let mut buf = vec![0u8; 1 << 20];
         let mut n_total = 0u64;
         loop {
+            if cancel.is_cancelled() {
+                return Err(cancelled);
+            }
             let n = f
                 .read(&mut buf)
                 .map_err(|e| Error::io("Failed to read", &p, &e))?;
