@@ -12,20 +12,13 @@ fn install_crypto_provider() {
     });
 }
 
-/// A client for downloads and metadata reads. Redirects are followed by reqwest, which drops
-/// `Authorization` when a redirect leaves the original host.
-pub fn client() -> reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            install_crypto_provider();
-            reqwest::Client::builder()
-                .user_agent(concat!("genai-electron-rs/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(Duration::from_secs(30))
-                .build()
-                .expect("the HTTP client configuration is static and valid")
-        })
-        .clone()
+/// The settings every client shares; installs the crypto provider first, since reqwest is built
+/// without a default one and needs it even for plain HTTP.
+fn builder() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .user_agent(concat!("genai-electron-rs/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(30))
 }
 
 /// A client that never follows redirects by itself. Downloads follow them by hand (`send`) so the
@@ -35,16 +28,24 @@ pub fn manual_redirect_client() -> reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
-            install_crypto_provider();
-            reqwest::Client::builder()
-                .user_agent(concat!("genai-electron-rs/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(Duration::from_secs(30))
+            builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .tcp_nodelay(true)
                 .build()
                 .expect("the HTTP client configuration is static and valid")
         })
         .clone()
+}
+
+/// A client for loopback only (sd-server): no proxy, since a system proxy must never see local
+/// traffic, and short connect timeouts.
+pub fn loopback_client() -> reqwest::Client {
+    builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_default()
 }
 
 /// The default Hugging Face endpoint when `HF_ENDPOINT` is not set.

@@ -362,19 +362,6 @@ pub fn free_loopback_port() -> Result<u16> {
     Ok(l.local_addr().map(|a| a.port()).unwrap_or(0))
 }
 
-/// A client for loopback only: no proxy (a system proxy must never see local traffic).
-pub fn loopback_client() -> reqwest::Client {
-    // reqwest is built without a default TLS provider; a client needs one even for plain HTTP.
-    // Fails only when one is already installed, which is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .no_proxy()
-        .connect_timeout(Duration::from_secs(5))
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build()
-        .unwrap_or_default()
-}
-
 impl ServerBackend {
     pub fn new(
         binary: PathBuf,
@@ -395,7 +382,7 @@ impl ServerBackend {
             live: tokio::sync::Mutex::new(None),
             pid: Mutex::new(None),
             sink: Arc::new(Mutex::new(None)),
-            client: loopback_client(),
+            client: crate::http::loopback_client(),
             shutdown,
         }
     }
