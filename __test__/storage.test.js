@@ -276,3 +276,14 @@ describe('path helpers', () => {
     assert.equal(g.PATHS.logs, path.join(other, 'logs'));
   });
 });
+
+describe('odd record names', () => {
+  test('a record with an empty id (".json", as genai-electron writes for such names) is listed and found', async () => {
+    const content = Buffer.from('x');
+    const p = writeFile(path.join(root, 'models', 'diffusion', 'x.bin'), content);
+    writeRecord(root, { id: '', name: '***', type: 'diffusion', size: 1, path: p, downloadedAt: '', source: { type: 'url', url: 'http://x/x.bin' } });
+    writeFile(path.join(root, 'models', 'diffusion', '._x.json'), Buffer.from([0, 5, 22, 7, 0, 2]));
+    assert.deepEqual((await g.modelManager.listModels('diffusion')).map((m) => m.name), ['***']);
+    assert.equal((await g.modelManager.getModelInfo('')).name, '***');
+  });
+});

@@ -36,10 +36,14 @@ impl Store {
         let mut files: Vec<_> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+            // Every `*.json`, as genai-electron lists them (a name with no id characters gives
+            // `.json`); macOS AppleDouble companions (`._x.json`) are not records.
             .filter(|p| {
-                !p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                name.ends_with(".json") && !name.starts_with("._") && p.is_file()
             })
             .collect();
         files.sort();
