@@ -185,3 +185,30 @@ test('cancelling while a large partial is being hashed for a resume stops at onc
   assert.equal(fs.statSync(`${dest}.partial`).size, BIG - 1, 'the partial is kept');
   assert.equal(srv.statsFor(raw.path).get, 0);
 });
+
+test('deleteModel of a variant while another variant downloads does not leave the new record without its shared files', async (t) => {
+  const { srv, hf } = await setup(t);
+  srv.addFile('org/m', 'dit-a.bin', bytes(5000, 1));
+  const ditB = srv.addFile('org/m', 'dit-b.bin', bytes(600000, 2));
+  const vae = srv.addFile('org/m', 'vae.bin', bytes(8000, 3));
+  const cfg = (v) => ({
+    source: 'huggingface', repo: 'org/m', file: `dit-${v}.bin`, name: `Variant ${v}`, type: 'diffusion', modelDirectory: 'shared', ...hf, ...FAST,
+    components: [{ role: 'vae', source: 'huggingface', repo: 'org/m', file: 'vae.bin' }],
+  });
+  const a = await g.modelManager.downloadModel(cfg('a'));
+  srv.fault(ditB.cdnPath, { slow: 1 << 20 });
+  let seen = 0;
+  const pb = g.modelManager.downloadModel({ ...cfg('b'), onProgress: (d) => { seen = d; } });
+  pb.catch(() => {});
+  const deadline = Date.now() + 15000;
+  while (seen === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(seen > 0, 'variant b is transferring its DiT');
+  // Variant b has verified the shared VAE but has no record yet, so this removes it.
+  await g.modelManager.deleteModel('variant-a');
+  assert.equal(fs.existsSync(a.components.vae.path), false);
+  srv.clearFaults();
+  const b = await pb;
+  assert.equal(b.components.vae.path, a.components.vae.path);
+  assert.equal(sha256File(b.components.vae.path), vae.sha256);
+  assert.equal(await g.modelManager.verifyModel('variant-b'), true);
+});

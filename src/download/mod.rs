@@ -502,6 +502,32 @@ async fn run(
             }
         }
     }
+    // A file can vanish while the others download: `deleteModel` of another variant removes the
+    // files no record uses, and ours is not written yet. Such a file is fetched again rather
+    // than recorded as present.
+    for (i, (item, probe)) in plan.items.iter().zip(&probes).enumerate() {
+        let intact =
+            std::fs::metadata(&item.dest).is_ok_and(|m| m.is_file() && m.len() == results[i].0);
+        if intact {
+            continue;
+        }
+        debug_log!(
+            "{} disappeared during the download; fetching it again",
+            item.dest.display()
+        );
+        tracker.start_item(item.role.clone(), item.filename.clone(), Phase::Downloading);
+        let job = Job {
+            item,
+            probe,
+            expected: expected_hash(item, probe),
+            tracker: tracker.clone(),
+            size_counted: false,
+        };
+        let Fetched { size, sha256 } = transfer::fetch(net, job).await?;
+        completed.push(item.dest.clone());
+        tracker.finish_item(size);
+        results[i] = (size, Some(sha256));
+    }
 
     // GGUF metadata of the primary: the remote header if we have it, else the local file. Never
     // fatal: a .gguf that does not parse is still the file the caller asked for.
