@@ -212,3 +212,14 @@ test('deleteModel of a variant while another variant downloads does not leave th
   assert.equal(sha256File(b.components.vae.path), vae.sha256);
   assert.equal(await g.modelManager.verifyModel('variant-b'), true);
 });
+
+test('a server that compresses bodies on the fly is asked not to, so the bytes saved are the file', async (t) => {
+  const { srv, root } = await setup(t);
+  const content = Buffer.alloc(200000, 'genai ');
+  const raw = srv.addRawFile('/files/compressible.bin', content);
+  srv.fault(raw.path, { gzip: true, method: '*' });
+  const info = await g.modelManager.downloadModel({ source: 'url', url: raw.url, name: 'Compressible', type: 'llm', ...FAST });
+  assert.equal(info.size, content.length);
+  assert.ok(fs.readFileSync(path.join(root, 'models', 'llm', 'compressible.bin')).equals(content));
+  assert.ok(srv.requests.every((r) => r.headers['accept-encoding'] === 'identity'));
+});

@@ -231,6 +231,11 @@ pub async fn send(
         let mut req = client
             .request(method.clone(), current.clone())
             .headers(headers.clone());
+        if !headers.contains_key(reqwest::header::ACCEPT_ENCODING) {
+            // Without it any coding is acceptable (RFC 9110), and a server compressing on the fly
+            // would have us save (and size, and resume into) the compressed bytes as the file.
+            req = req.header(reqwest::header::ACCEPT_ENCODING, "identity");
+        }
         if let Some(v) = auth.header_for(&current) {
             req = req.header(reqwest::header::AUTHORIZATION, v);
         }
