@@ -8,6 +8,21 @@ const download = require('./download.js');
 
 const STRATEGIES = ['local-only', 'remote-only', 'local-remote', 'remote-local'];
 
+/**
+ * The return value of a download callback is ignored, so a Promise it returns (an `async`
+ * onProgress) must not reject unobserved: an unhandled rejection ends the process by default.
+ */
+function ignoreRejections(fn) {
+  if (typeof fn !== 'function') return fn;
+  return function callback(...args) {
+    const r = fn.apply(this, args);
+    if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
+      Promise.resolve(r).catch(() => {});
+    }
+    return r;
+  };
+}
+
 function requireId(id) {
   if (typeof id !== 'string') throw new TypeError('Model id must be a string');
   return id;
@@ -57,6 +72,12 @@ class ModelManager {
 
   /** Downloads a model (single-file, multi-component or sharded) and returns its record. */
   async downloadModel(config) {
+    if (config !== null && typeof config === 'object' && !Array.isArray(config)) {
+      const guarded = { ...config };
+      if ('onProgress' in config) guarded.onProgress = ignoreRejections(config.onProgress);
+      if ('onComponentStart' in config) guarded.onComponentStart = ignoreRejections(config.onComponentStart);
+      return download.downloadModel(guarded);
+    }
     return download.downloadModel(config);
   }
 

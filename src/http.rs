@@ -92,8 +92,20 @@ impl Auth {
         let origin = url::Url::parse(endpoint).ok().map(|u| u.origin());
         Auth {
             origin: origin.filter(|o| o.is_tuple()),
-            token: token.filter(|t| !t.trim().is_empty()),
+            // Trimmed: a token read from a file or a CRLF `.env` keeps its line ending, and a
+            // header value cannot hold one, so the token would silently not be sent at all.
+            token: token
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
         }
+    }
+
+    /// False when the token cannot be put in an `Authorization` header (a control character
+    /// inside it): sending nothing while reporting "a token was sent" would mislead.
+    pub fn token_is_valid(&self) -> bool {
+        self.token
+            .as_ref()
+            .is_none_or(|t| reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")).is_ok())
     }
 
     /// From `HF_ENDPOINT` and `HF_TOKEN`.
@@ -219,6 +231,11 @@ pub async fn send(
         let mut req = client
             .request(method.clone(), current.clone())
             .headers(headers.clone());
+        if !headers.contains_key(reqwest::header::ACCEPT_ENCODING) {
+            // Without it any coding is acceptable (RFC 9110), and a server compressing on the fly
+            // would have us save (and size, and resume into) the compressed bytes as the file.
+            req = req.header(reqwest::header::ACCEPT_ENCODING, "identity");
+        }
         if let Some(v) = auth.header_for(&current) {
             req = req.header(reqwest::header::AUTHORIZATION, v);
         }
@@ -277,6 +294,13 @@ mod tests {
             .header_for(&u("https://huggingface.co/a"))
             .is_none());
         assert!(!format!("{auth:?}").contains("hf_x"));
+        let padded = Auth::new("https://huggingface.co", Some(" hf_x\r\n".into()));
+        assert_eq!(
+            padded.header_for(&u("https://huggingface.co/a")).unwrap(),
+            "Bearer hf_x"
+        );
+        assert!(padded.token_is_valid());
+        assert!(!Auth::new("https://huggingface.co", Some("hf\nx".into())).token_is_valid());
     }
 
     #[test]

@@ -108,6 +108,13 @@ pub async fn download_model(store: Store, config: &Value, ctx: Context) -> Resul
         &endpoint,
         req.options.hf_token.clone().or_else(hf_token_from_env),
     );
+    if !auth.token_is_valid() {
+        // The message never quotes the token.
+        return Err(Error::download(
+            "hfToken (or HF_TOKEN) contains a line break or another control character, so it cannot be sent",
+            json!({ "invalidConfig": true }),
+        ));
+    }
     let plan = plan::build(&req, store.paths(), &endpoint)?;
     if ctx.cancel.is_cancelled() {
         return Err(Error::download(
@@ -206,18 +213,63 @@ async fn cleanup(store: &Store, plan: &Plan, completed: &[PathBuf]) {
     }
 }
 
-/// Whether any record names `path` as one of its files.
-async fn referenced_by_a_record(store: &Store, path: &Path) -> Result<bool> {
+/// The records that name `path` as one of their files, each with the checksum it recorded for it
+/// (lower-case hex), so a shared file is only ever replaced by the content its owners expect.
+async fn records_using(store: &Store, path: &Path) -> Result<Vec<(String, Option<String>)>> {
     let s = store.clone();
     let want = normalize_lexically(path);
+    let same = move |p: &str| normalize_lexically(Path::new(p)) == want;
+    let norm = |c: &Option<String>| c.as_deref().and_then(crate::checksum::normalize);
     run_blocking(move || {
-        Ok(s.list(None)?.iter().any(|m| {
-            m.all_files()
-                .iter()
-                .any(|p| normalize_lexically(Path::new(p)) == want)
-        }))
+        let mut out = Vec::new();
+        for m in s.list(None)? {
+            let mut found: Option<Option<String>> = None;
+            for (_, c) in m.component_list() {
+                if found.is_none() && same(&c.path) {
+                    found = Some(norm(&c.checksum));
+                }
+            }
+            for sh in m.shards.iter().flatten() {
+                if found.is_none() && same(&sh.path) {
+                    found = Some(norm(&sh.checksum));
+                }
+            }
+            if found.is_none() && same(&m.path) {
+                found = Some(norm(&m.checksum));
+            }
+            if let Some(sum) = found {
+                out.push((m.id.clone(), sum));
+            }
+        }
+        Ok(out)
     })
     .await
+}
+
+/// Refuses to replace a file that a record uses unless every such record expects exactly
+/// `replacement` (then the file on disk is damaged and downloading it again repairs that model).
+/// Otherwise another model would silently end up with different content under its record.
+async fn ensure_replaceable(store: &Store, item: &Item, replacement: Option<&str>) -> Result<()> {
+    let owners = records_using(store, &item.dest).await?;
+    if let Some((id, _)) = owners
+        .iter()
+        .find(|(_, sum)| replacement.is_none() || sum.as_deref() != replacement)
+    {
+        return Err(file_exists_error(
+            item,
+            &format!(
+                "model {id} uses this file, and its content is not the one this download expects"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Removes `.partial`/`.partial.meta` left beside a complete file (a crash between the rename and
+/// their removal); nothing else writes them while we hold the file's lock.
+fn remove_stale_state(dest: &Path) {
+    let _ = std::fs::remove_file(resume::partial_path(dest));
+    let _ = std::fs::remove_file(resume::sidecar_path(dest));
 }
 
 fn file_exists_error(item: &Item, why: &str) -> Error {
@@ -242,8 +294,19 @@ async fn classify_items(
     let mut actions = Vec::with_capacity(plan.items.len());
     for (item, probe) in plan.items.iter().zip(probes) {
         let expected = expected_hash(item, probe);
-        let on_disk = std::fs::metadata(&item.dest).ok().filter(|m| m.is_file());
-        let Some(meta) = on_disk else {
+        let existing = std::fs::metadata(&item.dest).ok();
+        if existing.as_ref().is_some_and(|m| !m.is_file()) {
+            // Found now rather than at the final rename, after gigabytes were fetched for nothing.
+            return Err(Error::fs(
+                format!(
+                    "Cannot save {}: {} exists and is not a file",
+                    item.label(),
+                    item.dest.display()
+                ),
+                json!({ "path": item.dest.display().to_string() }),
+            ));
+        }
+        let Some(meta) = existing else {
             let partial = resume::partial_path(&item.dest);
             let len = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
             let present = match resume::decide_start(
@@ -260,7 +323,7 @@ async fn classify_items(
             continue;
         };
         let single = plan.layout == Layout::Single;
-        if single && referenced_by_a_record(store, &item.dest).await? {
+        if single && !records_using(store, &item.dest).await?.is_empty() {
             return Err(file_exists_error(
                 item,
                 "another model's record uses this file",
@@ -283,6 +346,7 @@ async fn classify_items(
                         "the existing file does not match the expected checksum",
                     ));
                 } else {
+                    ensure_replaceable(store, item, Some(want)).await?;
                     debug_log!(
                         "{}: existing file does not match; downloading again",
                         item.dest.display()
@@ -298,6 +362,7 @@ async fn classify_items(
                             "the existing file has another size",
                         ));
                     }
+                    ensure_replaceable(store, item, None).await?;
                     Action::Fetch { present: 0 }
                 }
                 // No hash to check: as genai-electron does, an existing shared file is reused. A
@@ -310,6 +375,9 @@ async fn classify_items(
                 None => Action::Keep { size, sha256: None },
             },
         };
+        if matches!(action, Action::Keep { .. }) {
+            remove_stale_state(&item.dest);
+        }
         actions.push(action);
     }
     Ok(actions)
@@ -433,6 +501,32 @@ async fn run(
                 results.push((size, Some(sha256)));
             }
         }
+    }
+    // A file can vanish while the others download: `deleteModel` of another variant removes the
+    // files no record uses, and ours is not written yet. Such a file is fetched again rather
+    // than recorded as present.
+    for (i, (item, probe)) in plan.items.iter().zip(&probes).enumerate() {
+        let intact =
+            std::fs::metadata(&item.dest).is_ok_and(|m| m.is_file() && m.len() == results[i].0);
+        if intact {
+            continue;
+        }
+        debug_log!(
+            "{} disappeared during the download; fetching it again",
+            item.dest.display()
+        );
+        tracker.start_item(item.role.clone(), item.filename.clone(), Phase::Downloading);
+        let job = Job {
+            item,
+            probe,
+            expected: expected_hash(item, probe),
+            tracker: tracker.clone(),
+            size_counted: false,
+        };
+        let Fetched { size, sha256 } = transfer::fetch(net, job).await?;
+        completed.push(item.dest.clone());
+        tracker.finish_item(size);
+        results[i] = (size, Some(sha256));
     }
 
     // GGUF metadata of the primary: the remote header if we have it, else the local file. Never

@@ -164,6 +164,13 @@ pub fn disk_name(raw: &str, in_type_dir: bool) -> Result<String> {
         )));
     }
     let lower = name.to_ascii_lowercase();
+    if is_windows_reserved(&lower) || name.ends_with('.') {
+        // Refused everywhere, so a config behaves the same on every platform: on Windows such a
+        // name opens a device (bytes vanish) or loses its trailing dot.
+        return Err(bad(format!(
+            "Refusing file name {name:?}: Windows reserves it (device names such as NUL or COM1, or a trailing dot)"
+        )));
+    }
     if RESERVED_SUFFIXES.iter().any(|s| lower.ends_with(s)) {
         return Err(bad(format!(
             "Refusing file name {name:?}: the suffix is reserved for download state files"
@@ -175,6 +182,16 @@ pub fn disk_name(raw: &str, in_type_dir: bool) -> Result<String> {
         )));
     }
     Ok(name)
+}
+
+/// `con`, `nul.gguf`, `com1.bin`…: names Windows maps to devices whatever the extension.
+fn is_windows_reserved(lower: &str) -> bool {
+    let stem = lower.split('.').next().unwrap_or("").trim_end();
+    matches!(stem, "con" | "prn" | "aux" | "nul")
+        || ((stem.starts_with("com") || stem.starts_with("lpt"))
+            && stem.len() == 4
+            && stem.as_bytes()[3].is_ascii_digit()
+            && stem.as_bytes()[3] != b'0')
 }
 
 /// One resolved file to fetch.
@@ -466,11 +483,25 @@ mod tests {
             "x.partial",
             "x.lock",
             "x.partial.meta",
+            "NUL.gguf",
+            "con",
+            "com1.safetensors",
+            "Lpt9.bin",
+            "model.",
         ] {
             assert!(disk_name(raw, false).is_err(), "{raw}");
         }
         assert!(disk_name("other-model.json", true).is_err());
         assert!(disk_name("config.json", false).is_ok());
+        for ok in [
+            "console.gguf",
+            "com0.bin",
+            "null.gguf",
+            "auxiliary.bin",
+            "com10.bin",
+        ] {
+            assert!(disk_name(ok, true).is_ok(), "{ok}");
+        }
     }
 
     #[test]

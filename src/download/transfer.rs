@@ -84,6 +84,18 @@ fn write_error(item: &Item, path: &Path, e: &std::io::Error) -> Error {
             json!({ "path": path.display().to_string(), "error": e.to_string() }),
         );
     }
+    if e.kind() == std::io::ErrorKind::FileTooLarge {
+        // FAT32 (4 GiB per file) or a process file size limit: more free space will not help,
+        // another volume will, so the message says which limit was hit.
+        return Error::insufficient(
+            format!(
+                "Cannot download {}: the file system (or a file size limit) does not allow a file this large ({}). Use a volume formatted NTFS, APFS, ext4 or exFAT, not FAT32.",
+                item.label(),
+                e
+            ),
+            json!({ "path": path.display().to_string(), "error": e.to_string() }),
+        );
+    }
     Error::io("Failed to write the download", path, e)
 }
 
@@ -459,9 +471,20 @@ pub async fn fetch(net: &Net, job: Job<'_>) -> Result<Fetched> {
         if offset > 0 {
             job.tracker.set_phase(Phase::Verifying);
         }
-        let mut writer = Writer::open(partial.clone(), offset, job.tracker.clone())
-            .await
-            .map_err(|e| write_error(item, &partial, &e))?;
+        let mut writer = Writer::open(
+            partial.clone(),
+            offset,
+            job.tracker.clone(),
+            net.cancel.clone(),
+        )
+        .await
+        .map_err(|e| {
+            if super::writer::is_cancelled_error(&e) {
+                net.cancelled_error(&item.url)
+            } else {
+                write_error(item, &partial, &e)
+            }
+        })?;
         if offset == 0 {
             let _ = std::fs::remove_file(&meta);
         }
@@ -479,8 +502,12 @@ pub async fn fetch(net: &Net, job: Job<'_>) -> Result<Fetched> {
         let result = attempt.run(&mut writer, offset).await;
         if let Err(e) = result {
             // Flush what arrived so the next attempt can resume from it; an empty partial is
-            // worth nothing and is not left behind.
-            let kept = writer.sync().await.unwrap_or(0);
+            // worth nothing and is not left behind. After a write error (disk full) the file
+            // still holds a valid prefix, only its length is the writer's last word.
+            let kept = match writer.sync().await {
+                Ok(n) => n,
+                Err(_) => std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0),
+            };
             drop(writer);
             if kept == 0 {
                 let _ = std::fs::remove_file(&partial);

@@ -10,10 +10,12 @@ use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
+use super::cancel::CancelToken;
 use super::progress::Tracker;
 
 const BUFFER: usize = 1 << 20;
@@ -38,23 +40,39 @@ enum HashCmd {
 
 pub struct Writer {
     tx: mpsc::UnboundedSender<Cmd>,
+    /// Set by the writer thread when a write fails, so the network side stops at the next chunk
+    /// instead of streaming the rest of a multi-GB body into nothing.
+    failed: Arc<AtomicBool>,
     pool: mpsc::UnboundedReceiver<Vec<u8>>,
     allocated: usize,
     cur: Vec<u8>,
 }
 
+/// The error `Writer::open` returns when the cancel token fired while it hashed the prefix.
+pub fn is_cancelled_error(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Interrupted
+}
+
 /// Hashes the first `len` bytes of `file`, counting them into the tracker as it goes so a long
-/// resume shows progress.
+/// resume shows progress. A cancel stops it between blocks: hashing a 20 GB partial takes
+/// minutes, and cancelling must not wait for that.
 fn hash_prefix(
     file: &mut File,
     len: u64,
     hasher: &mut Sha256,
     tracker: &Tracker,
+    cancel: &CancelToken,
 ) -> std::io::Result<()> {
     file.seek(SeekFrom::Start(0))?;
     let mut buf = vec![0u8; BUFFER];
     let mut left = len;
     while left > 0 {
+        if cancel.is_cancelled() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "cancelled while verifying the partial file",
+            ));
+        }
         let want = (buf.len() as u64).min(left) as usize;
         let n = file.read(&mut buf[..want])?;
         if n == 0 {
@@ -70,7 +88,12 @@ fn hash_prefix(
     Ok(())
 }
 
-fn open_file(path: &Path, offset: u64, tracker: &Tracker) -> std::io::Result<(File, Sha256)> {
+fn open_file(
+    path: &Path,
+    offset: u64,
+    tracker: &Tracker,
+    cancel: &CancelToken,
+) -> std::io::Result<(File, Sha256)> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -79,7 +102,7 @@ fn open_file(path: &Path, offset: u64, tracker: &Tracker) -> std::io::Result<(Fi
         .open(path)?;
     let mut hasher = Sha256::new();
     if offset > 0 {
-        hash_prefix(&mut file, offset, &mut hasher, tracker)?;
+        hash_prefix(&mut file, offset, &mut hasher, tracker, cancel)?;
     }
     // Anything past the offset (a torn last write) is dropped.
     file.set_len(offset)?;
@@ -120,6 +143,7 @@ fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Cmd>,
     hash_tx: std_mpsc::Sender<HashCmd>,
     pool: mpsc::UnboundedSender<Vec<u8>>,
+    failed_flag: Arc<AtomicBool>,
 ) {
     let mut failed: Option<std::io::Error> = None;
     let mut flushed = written;
@@ -137,7 +161,10 @@ fn write_loop(
                             let _ = hash_tx.send(HashCmd::Data(buf));
                             continue;
                         }
-                        Err(e) => failed = Some(e),
+                        Err(e) => {
+                            failed_flag.store(true, Ordering::Release);
+                            failed = Some(e);
+                        }
                     }
                 }
                 let _ = pool.send(buf);
@@ -148,6 +175,7 @@ fn write_loop(
                     written = 0;
                     flushed = 0;
                     failed = None;
+                    failed_flag.store(false, Ordering::Release);
                     let _ = hash_tx.send(HashCmd::Reset);
                 }
                 let _ = reply.send(r.map(|_| ()));
@@ -202,24 +230,33 @@ fn gone() -> std::io::Error {
 }
 
 impl Writer {
-    /// Opens `path`, keeping (and hashing) its first `offset` bytes. Returns once that is done.
-    pub async fn open(path: PathBuf, offset: u64, tracker: Arc<Tracker>) -> std::io::Result<Self> {
+    /// Opens `path`, keeping (and hashing) its first `offset` bytes. Returns once that is done,
+    /// or with an `Interrupted` error (`is_cancelled_error`) when `cancel` fires meanwhile.
+    pub async fn open(
+        path: PathBuf,
+        offset: u64,
+        tracker: Arc<Tracker>,
+        cancel: CancelToken,
+    ) -> std::io::Result<Self> {
         let (file, hasher) =
-            tokio::task::spawn_blocking(move || open_file(&path, offset, &tracker))
+            tokio::task::spawn_blocking(move || open_file(&path, offset, &tracker, &cancel))
                 .await
                 .map_err(|_| gone())??;
         let (tx, rx) = mpsc::unbounded_channel();
         let (pool_tx, pool_rx) = mpsc::unbounded_channel();
         let (hash_tx, hash_rx) = std_mpsc::channel();
         let p = pool_tx.clone();
+        let failed = Arc::new(AtomicBool::new(false));
+        let f = failed.clone();
         std::thread::Builder::new()
             .name("genai-download-hash".into())
             .spawn(move || hash_loop(hasher, hash_rx, p))?;
         std::thread::Builder::new()
             .name("genai-download-write".into())
-            .spawn(move || write_loop(file, offset, rx, hash_tx, pool_tx))?;
+            .spawn(move || write_loop(file, offset, rx, hash_tx, pool_tx, f))?;
         Ok(Writer {
             tx,
+            failed,
             pool: pool_rx,
             allocated: 0,
             cur: Vec::new(),
@@ -252,6 +289,9 @@ impl Writer {
     /// Copies `data` into the pool buffers, sending each one as it fills; waits only when every
     /// buffer is in flight. Err means the writer is gone (its error comes back from `sync`).
     pub async fn write(&mut self, mut data: &[u8]) -> Result<(), ()> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(());
+        }
         while !data.is_empty() {
             if self.cur.capacity() == 0 {
                 self.cur = self.buffer().await?;
@@ -301,7 +341,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.partial");
         let t = Tracker::new();
-        let mut w = Writer::open(p.clone(), 0, t.clone()).await.unwrap();
+        let mut w = Writer::open(p.clone(), 0, t.clone(), CancelToken::new())
+            .await
+            .unwrap();
         w.write(b"hello ").await.unwrap();
         assert_eq!(w.sync().await.unwrap(), 6);
         // A crash here leaves "hello " plus junk; a resume at 6 drops the junk and hashes the rest.
@@ -312,7 +354,9 @@ mod tests {
             .unwrap()
             .write_all(b"JUNK")
             .unwrap();
-        let mut w = Writer::open(p.clone(), 6, t.clone()).await.unwrap();
+        let mut w = Writer::open(p.clone(), 6, t.clone(), CancelToken::new())
+            .await
+            .unwrap();
         assert_eq!(t.snapshot().downloaded, 6);
         w.write(b"world").await.unwrap();
         let (n, hex) = w.finish().await.unwrap();
@@ -325,7 +369,9 @@ mod tests {
     async fn many_buffers_through_a_small_pool() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.partial");
-        let mut w = Writer::open(p.clone(), 0, Tracker::new()).await.unwrap();
+        let mut w = Writer::open(p.clone(), 0, Tracker::new(), CancelToken::new())
+            .await
+            .unwrap();
         let chunk: Vec<u8> = (0..300_001u32).map(|i| (i * 7) as u8).collect();
         let mut all = Vec::new();
         for _ in 0..40 {
@@ -343,7 +389,9 @@ mod tests {
     async fn reset_starts_over() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.partial");
-        let mut w = Writer::open(p.clone(), 0, Tracker::new()).await.unwrap();
+        let mut w = Writer::open(p.clone(), 0, Tracker::new(), CancelToken::new())
+            .await
+            .unwrap();
         w.write(&vec![1u8; BUFFER + 10]).await.unwrap();
         w.reset().await.unwrap();
         w.write(b"abc").await.unwrap();
@@ -356,10 +404,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cancel_stops_the_prefix_hash_and_leaves_the_partial_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.partial");
+        std::fs::write(&p, vec![7u8; 3 * BUFFER]).unwrap();
+        let cancel = CancelToken::new();
+        cancel.cancel();
+        let e = match Writer::open(p.clone(), 3 * BUFFER as u64, Tracker::new(), cancel).await {
+            Ok(_) => panic!("opened although cancelled"),
+            Err(e) => e,
+        };
+        assert!(is_cancelled_error(&e), "{e}");
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 3 * BUFFER as u64);
+    }
+
+    #[tokio::test]
     async fn resuming_past_the_end_fails() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.partial");
         std::fs::write(&p, b"abc").unwrap();
-        assert!(Writer::open(p, 10, Tracker::new()).await.is_err());
+        assert!(
+            Writer::open(p.clone(), 10, Tracker::new(), CancelToken::new())
+                .await
+                .is_err()
+        );
     }
 }
