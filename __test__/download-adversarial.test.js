@@ -186,7 +186,7 @@ test('cancelling while a large partial is being hashed for a resume stops at onc
   assert.equal(srv.statsFor(raw.path).get, 0);
 });
 
-test('deleteModel of a variant while another variant downloads does not leave the new record without its shared files', async (t) => {
+test('deleteModel of a variant while another variant downloads keeps the shared file the download holds', async (t) => {
   const { srv, hf } = await setup(t);
   srv.addFile('org/m', 'dit-a.bin', bytes(5000, 1));
   const ditB = srv.addFile('org/m', 'dit-b.bin', bytes(600000, 2));
@@ -203,11 +203,16 @@ test('deleteModel of a variant while another variant downloads does not leave th
   const deadline = Date.now() + 15000;
   while (seen === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   assert.ok(seen > 0, 'variant b is transferring its DiT');
-  // Variant b has verified the shared VAE but has no record yet, so this removes it.
+  // Variant b has verified the shared VAE but has no record yet: its download lock on the file
+  // keeps the delete from removing it, so b neither loses it nor fetches it again.
+  const vaeGets = srv.statsFor(vae.cdnPath).get;
   await g.modelManager.deleteModel('variant-a');
-  assert.equal(fs.existsSync(a.components.vae.path), false);
+  assert.equal(fs.existsSync(a.components.vae.path), true);
+  assert.equal(fs.existsSync(a.components.diffusion_model.path), false);
+  await assert.rejects(g.modelManager.getModelInfo('variant-a'), g.ModelNotFoundError);
   srv.clearFaults();
   const b = await pb;
+  assert.equal(srv.statsFor(vae.cdnPath).get, vaeGets, 'the shared VAE was not fetched again');
   assert.equal(b.components.vae.path, a.components.vae.path);
   assert.equal(sha256File(b.components.vae.path), vae.sha256);
   assert.equal(await g.modelManager.verifyModel('variant-b'), true);

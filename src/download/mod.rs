@@ -7,7 +7,6 @@
 
 pub mod cancel;
 pub mod config;
-mod lock;
 pub mod net;
 pub mod plan;
 pub mod preflight;
@@ -24,6 +23,7 @@ pub use progress::{Event, Events, Phase};
 use crate::debug_log;
 use crate::error::{Error, Result};
 use crate::http::{hf_endpoint_from_env, hf_token_from_env, manual_redirect_client, Auth};
+use crate::storage::lock;
 use crate::storage::model_info::{ComponentInfo, ModelInfo, ShardInfo};
 use crate::storage::paths::normalize_lexically;
 use crate::storage::{Paths, Store};
@@ -86,9 +86,8 @@ fn lock_requests(plan: &Plan, paths: &Paths) -> Vec<lock::LockRequest> {
         what: format!("Model {}", plan.id),
     }];
     for it in &plan.items {
-        let dir = it.dest.parent().unwrap_or(&plan.dir);
         v.push(lock::LockRequest {
-            path: dir.join(format!(".{}.lock", it.filename)),
+            path: lock::file_lock_path(&it.dest),
             what: format!("File {}", it.dest.display()),
         });
     }

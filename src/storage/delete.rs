@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::storage::atomic::sync_dir;
+use crate::storage::lock::{self, file_lock_path, LockRequest};
 use crate::storage::model_info::ModelInfo;
 use crate::storage::paths::normalize_lexically;
 use crate::storage::store::Store;
@@ -47,16 +48,40 @@ impl Store {
 
         let referenced = self.files_referenced_by_others(&info)?;
         let mut report = DeleteReport::default();
+        // Held until the files are gone, so no download starts reusing one meanwhile.
+        let mut guards = Vec::new();
         for f in &files {
             if referenced.contains(f) {
                 report.kept_shared.push(f.clone());
                 continue;
+            }
+            // A download holding this file's lock is writing it or has verified it for a record
+            // it is about to write: the file is in use, like one another record references.
+            if f.is_file() {
+                let request = LockRequest {
+                    path: file_lock_path(f),
+                    what: format!("File {}", f.display()),
+                };
+                match lock::acquire(std::slice::from_ref(&request)) {
+                    Ok(g) => guards.push((g, request.path)),
+                    Err(_) => {
+                        report.kept_shared.push(f.clone());
+                        continue;
+                    }
+                }
             }
             match std::fs::remove_file(f) {
                 Ok(()) => report.deleted.push(f.clone()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("Failed to delete model file", f, &e)),
             }
+        }
+
+        for (guard, _lock_file) in guards {
+            drop(guard);
+            // Windows keeps lock files after unlocking; they would keep the directory alive.
+            #[cfg(not(unix))]
+            let _ = std::fs::remove_file(&_lock_file);
         }
 
         // Remove per-model directories left empty (never the type directory or models/ itself).

@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod delete;
 pub mod ids;
 pub mod integrity;
+pub mod lock;
 pub mod model_info;
 pub mod paths;
 pub mod store;

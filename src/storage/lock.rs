@@ -1,4 +1,5 @@
-//! Download locks: one per model id and one per destination file, so the same model (or the same
+//! Download locks: one per model id and one per destination file (`deleteModel` takes the file
+//! locks too, so it never removes a file a download is writing or has just verified), so the same model (or the same
 //! file, e.g. a VAE shared by two variants) is never written by two downloads at once, in this
 //! process or another. A lock is an OS advisory lock (flock / LockFileEx via fs4) on a small file
 //! holding the owner's pid: the OS drops it when the owner dies, so a crash never leaves a stale
@@ -54,6 +55,15 @@ impl Drop for LockGuard {
             drop(h.file);
         }
     }
+}
+
+/// The lock file guarding `dest`: `.<file name>.lock` beside it.
+pub fn file_lock_path(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.lock"))
 }
 
 fn busy(req: &LockRequest, owner: &str) -> Error {
