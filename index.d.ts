@@ -467,6 +467,12 @@ export interface DiffusionServerConfig {
   maxQueueSize?: number;
   /** How long sd-server may take to load the model and answer (default 120000 ms). */
   startTimeoutMs?: number;
+  /**
+   * A job whose sd.cpp prints nothing and does not finish for this long is stuck: it fails with a
+   * ServerError (`details.reason: 'STALLED'`), sd-server is killed and restarted, and the queue
+   * goes on (default 600000 ms).
+   */
+  jobStallTimeoutMs?: number;
 }
 
 export interface DiffusionServerInfo {

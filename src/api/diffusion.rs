@@ -11,8 +11,9 @@ use crate::diffusion::logs;
 use crate::diffusion::manager::{DiffusionServer, EventSink, StartEnv};
 use crate::error::Error;
 use crate::storage::ModelInfo;
-use napi::bindgen_prelude::Buffer;
+use napi::bindgen_prelude::{Buffer, PromiseRaw};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Env;
 use napi::Status;
 use napi_derive::napi;
 use serde_json::{json, Value};
@@ -91,16 +92,19 @@ impl NativeDiffusionServer {
         }
     }
 
-    /// `start(config)`; `config` is JSON (undefined values as null).
-    #[napi]
-    pub async fn start(
+    /// `start(config)`; `config` is JSON (undefined values as null). The status check and the
+    /// switch to `starting` happen before this returns, so calls take effect in call order.
+    #[napi(ts_return_type = "Promise<any>")]
+    pub fn start<'env>(
         &self,
+        js_env: &'env Env,
         user_data: String,
         config_json: String,
         probe: Option<SystemProbeOptions>,
         env: Option<DiffusionStartEnv>,
-    ) -> napi::Result<Value> {
-        let config = parse_json(&config_json, "config")?;
+    ) -> napi::Result<PromiseRaw<'env, Value>> {
+        let ticket = parse_json(&config_json, "config")
+            .and_then(|config| self.core.begin_start(&config).napi());
         let cfg = probe_config(probe);
         let gpu_cfg = cfg.clone();
         let env = env.unwrap_or(DiffusionStartEnv {
@@ -151,19 +155,38 @@ impl NativeDiffusionServer {
                 crate::diffusion::jobs::DEFAULT_CLEANUP_INTERVAL_MS,
             ),
         };
-        let r = self
-            .core
-            .start(PathBuf::from(user_data), config, start_env)
-            .await;
-        flush(&self.events).await;
-        r.napi()
+        let (core, events) = (self.core.clone(), self.events.clone());
+        js_env.spawn_future(async move {
+            let r = match ticket {
+                Ok(t) => {
+                    core.finish_start(t, PathBuf::from(user_data), start_env)
+                        .await
+                }
+                Err(e) => {
+                    flush(&events).await;
+                    return Err(e);
+                }
+            };
+            flush(&events).await;
+            r.napi()
+        })
     }
 
-    #[napi]
-    pub async fn stop(&self) -> napi::Result<()> {
-        let r = self.core.stop().await;
-        flush(&self.events).await;
-        r.napi()
+    /// `stop()`; like `start`, it acts on the state at call time (a start called just before is
+    /// aborted).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn stop<'env>(&self, js_env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let run = self.core.begin_stop();
+        let (core, events) = (self.core.clone(), self.events.clone());
+        js_env.spawn_future(async move {
+            let r = if run {
+                core.finish_stop().await
+            } else {
+                Ok(())
+            };
+            flush(&events).await;
+            r.napi()
+        })
     }
 
     /// Queues a generation; returns its id.
@@ -248,6 +271,16 @@ impl NativeDiffusionServer {
         .await;
         Ok(())
     }
+}
+
+/// Test hook: the next sd-server spawns use these loopback ports (see `backend::force_next_ports`).
+#[napi(js_name = "diffusionTestForceNextPorts")]
+pub fn diffusion_test_force_next_ports(ports: Vec<u32>) {
+    let ports: Vec<u16> = ports
+        .into_iter()
+        .filter_map(|p| u16::try_from(p).ok())
+        .collect();
+    crate::diffusion::backend::force_next_ports(&ports);
 }
 
 /// SIGKILLs every sd.cpp child still running; called from the host's `exit` handler.

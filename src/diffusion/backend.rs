@@ -20,8 +20,13 @@ use tokio::sync::Notify;
 
 /// Grace between SIGTERM and SIGKILL (the contract's 5 s).
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
+/// sd-server spawns tried, each on a new port, when the port is lost between choosing and binding.
+const SPAWN_ATTEMPTS: u32 = 3;
 /// How often a running sd-server job is polled when its output says nothing.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// One poll of sd-server's job API; a frozen sd-server must not hold the job loop (and with it
+/// cancellation) inside a request.
+const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 
@@ -56,6 +61,56 @@ struct JobSink {
     notes: FailureNotes,
     /// Rung on lines that mean "look now" (done, failed, saved).
     wake: Arc<Notify>,
+    /// When the child last printed anything during this job (the stall watchdog's clock).
+    last_output: Instant,
+}
+
+impl JobSink {
+    fn new(count: u32, on_progress: ProgressFn, wake: Arc<Notify>) -> Self {
+        JobSink {
+            tracker: Tracker::new(count),
+            on_progress,
+            seeds: Vec::new(),
+            saved: Vec::new(),
+            notes: FailureNotes::default(),
+            wake,
+            last_output: Instant::now(),
+        }
+    }
+}
+
+/// Resolves once the job in `sink` has printed nothing for `timeout`. sd.cpp prints a line per
+/// sampling step, so silence that long means it hangs (a deadlock, a stuck GPU driver), and
+/// nothing else would ever end the job.
+async fn stalled(sink: &SinkSlot, timeout: Duration) {
+    loop {
+        let last = lock(sink)
+            .as_ref()
+            .map(|s| s.last_output)
+            .unwrap_or_else(Instant::now);
+        let deadline = last + timeout;
+        if Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
+
+/// The error of a job ended by the stall watchdog.
+fn stall_error(program: &str, timeout: Duration) -> JobError {
+    JobError::new(
+        format!(
+            "stable-diffusion.cpp ({program}) made no progress for {} ms (no output and no result): the job was stopped and {program} was killed{}",
+            timeout.as_millis(),
+            if program == "sd-server" { " and restarted" } else { "" }
+        ),
+        "BACKEND_ERROR",
+        json!({
+            "reason": "STALLED",
+            "jobStallTimeoutMs": timeout.as_millis() as u64,
+            "suggestion": "If very slow steps are expected (large images on a CPU), raise jobStallTimeoutMs.",
+        }),
+    )
 }
 
 type SinkSlot = Arc<Mutex<Option<JobSink>>>;
@@ -104,6 +159,7 @@ fn line_handler(
         }
         let mut guard = lock(&sink);
         if let Some(s) = guard.as_mut() {
+            s.last_output = Instant::now();
             s.notes.observe(line);
             if let Some(p) = s.tracker.observe(line, Instant::now()) {
                 (s.on_progress)(p);
@@ -335,11 +391,19 @@ impl Live {
     }
 }
 
+/// `startTimeoutMs` (load and answer) and `jobStallTimeoutMs` (silence during a job).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub start: Duration,
+    pub job_stall: Duration,
+}
+
 pub struct ServerBackend {
     binary: PathBuf,
     files: ModelFiles,
     opts: ProcessOptions,
     start_timeout: Duration,
+    stall_timeout: Duration,
     log: Arc<LogFile>,
     hooks: Arc<dyn Hooks>,
     live: tokio::sync::Mutex<Option<Arc<Live>>>,
@@ -350,9 +414,24 @@ pub struct ServerBackend {
     shutdown: Arc<CancelFlag>,
 }
 
+fn forced_ports() -> &'static Mutex<std::collections::VecDeque<u16>> {
+    static PORTS: std::sync::OnceLock<Mutex<std::collections::VecDeque<u16>>> =
+        std::sync::OnceLock::new();
+    PORTS.get_or_init(Default::default)
+}
+
+/// Test hook: the next sd-server spawns use these ports, in order, instead of free ones. Lets a
+/// test reproduce the port being taken between choosing it and sd-server binding it.
+pub fn force_next_ports(ports: &[u16]) {
+    lock(forced_ports()).extend(ports.iter().copied());
+}
+
 /// A free port on 127.0.0.1, chosen by the kernel. sd-server binds with SO_REUSEPORT and reports
 /// success even when the bind fails, so it must never be given a port someone else holds.
 pub fn free_loopback_port() -> Result<u16> {
+    if let Some(p) = lock(forced_ports()).pop_front() {
+        return Ok(p);
+    }
     let l = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| {
         Error::server(
             format!("Cannot find a free loopback port for sd-server: {e}"),
@@ -367,7 +446,7 @@ impl ServerBackend {
         binary: PathBuf,
         files: ModelFiles,
         opts: ProcessOptions,
-        start_timeout: Duration,
+        timeouts: Timeouts,
         log: Arc<LogFile>,
         hooks: Arc<dyn Hooks>,
         shutdown: Arc<CancelFlag>,
@@ -376,7 +455,8 @@ impl ServerBackend {
             binary,
             files,
             opts,
-            start_timeout,
+            start_timeout: timeouts.start,
+            stall_timeout: timeouts.job_stall,
             log,
             hooks,
             live: tokio::sync::Mutex::new(None),
@@ -411,9 +491,16 @@ impl ServerBackend {
     async fn spawn_ready(&self) -> Result<Arc<Live>> {
         let mut attempt = 0;
         loop {
+            if self.shutdown.is_cancelled() {
+                // stop() has begun: spawning now would only start a process to kill.
+                return Err(Error::server(
+                    "Server start was aborted by stop()",
+                    json!({ "code": "START_ABORTED" }),
+                ));
+            }
             attempt += 1;
             match self.spawn_once().await {
-                Err(SpawnFailure::PortLost(e)) if attempt < 3 => {
+                Err(SpawnFailure::PortLost(e)) if attempt < SPAWN_ATTEMPTS => {
                     self.hooks
                         .log(LogLevel::Warn, &format!("{e}; retrying on another port"));
                 }
@@ -449,6 +536,9 @@ impl ServerBackend {
             expected: AtomicBool::new(false),
             reported: Mutex::new(false),
         });
+        // If this future is dropped before the process is handed over, nobody else knows it:
+        // kill it rather than leave a model-holding sd-server running.
+        let mut orphan_guard = KillOnDrop(Some(live.clone()));
         let ready = async {
             let mut backoff = Duration::from_millis(10);
             loop {
@@ -464,11 +554,16 @@ impl ServerBackend {
         };
         tokio::select! {
             info = live.proc.wait() => {
-                let e = load_error(&info, &self.files, "sd-server", &args);
-                if info.code == Some(0) {
-                    return Err(SpawnFailure::PortLost(e));
+                let loaded_ok = !info.notes.context_failed && info.notes.failed_components.is_empty() && info.notes.tensor_modules.is_empty();
+                if info.code == Some(0) && loaded_ok {
+                    // sd-server prints `listening on` before binding and exits 0 when the bind
+                    // fails: the port was taken after we chose it. Not a model problem.
+                    return Err(SpawnFailure::PortLost(Error::server(
+                        format!("sd-server could not listen on 127.0.0.1:{port} (it exited with code 0 right after starting; the port was probably taken by another program)"),
+                        json!({ "code": "PORT_UNAVAILABLE", "port": port, "args": args }),
+                    )));
                 }
-                Err(SpawnFailure::Fatal(e))
+                Err(SpawnFailure::Fatal(load_error(&info, &self.files, "sd-server", &args)))
             }
             _ = tokio::time::sleep(self.start_timeout) => {
                 live.expected.store(true, Ordering::SeqCst);
@@ -484,6 +579,7 @@ impl ServerBackend {
                 Err(SpawnFailure::Fatal(Error::server("Server start was aborted by stop()", json!({ "code": "START_ABORTED" }))))
             }
             _ = ready => {
+                orphan_guard.0 = None;
                 *lock(&self.pid) = Some((live.proc.pid(), live.clone()));
                 self.watch(live.clone());
                 self.hooks.log(LogLevel::Info, &format!("sd-server ready (pid {}, {})", live.proc.pid(), live.base));
@@ -501,13 +597,20 @@ impl ServerBackend {
         });
     }
 
+    /// True when sd-server answers on `base`. Any answer is not enough: if the port was taken
+    /// between choosing and binding it, the other program answers while sd-server exits 0, so
+    /// the reply must be sd-server's own model list.
     async fn probe(&self, base: &str) -> bool {
-        self.client
-            .get(format!("{base}/"))
+        let Ok(r) = self
+            .client
+            .get(format!("{base}/v1/models"))
             .timeout(Duration::from_secs(2))
             .send()
             .await
-            .is_ok()
+        else {
+            return false;
+        };
+        r.status().is_success() && r.text().await.is_ok_and(|t| t.contains("sd-cpp-local"))
     }
 
     /// The live server, respawning one if the last died (crash) or was killed (cancel).
@@ -537,28 +640,46 @@ impl ServerBackend {
         job: &Claimed,
         on_progress: ProgressFn,
     ) -> std::result::Result<Vec<JobImage>, RunError> {
-        let live = tokio::select! {
-            l = self.ensure_live() => l.map_err(RunError::Failed)?,
-            _ = job.cancel.cancelled() => return Err(RunError::Cancelled),
-        };
+        // Not raced against the job's cancel: a respawn abandoned half way would leave an
+        // untracked sd-server behind. It is bounded by startTimeoutMs, and stop() aborts it.
+        let live = self.ensure_live().await.map_err(RunError::Failed)?;
+        if job.cancel.is_cancelled() {
+            // Cancelled while sd-server was loading: it never got the job, keep it.
+            return Err(RunError::Cancelled);
+        }
         let wake = Arc::new(Notify::new());
-        *lock(&self.sink) = Some(JobSink {
-            tracker: Tracker::new(job.request.count),
-            on_progress,
-            seeds: Vec::new(),
-            saved: Vec::new(),
-            notes: FailureNotes::default(),
-            wake: wake.clone(),
-        });
-        let result = self.run_on(&live, job, &wake).await;
+        *lock(&self.sink) = Some(JobSink::new(job.request.count, on_progress, wake.clone()));
+        let mut stall = false;
+        let result = tokio::select! {
+            r = self.run_on(&live, job, &wake) => r,
+            _ = stalled(&self.sink, self.stall_timeout) => {
+                stall = true;
+                Err(RunError::Failed(stall_error("sd-server", self.stall_timeout)))
+            }
+        };
         let sink = lock(&self.sink).take();
-        if let Err(RunError::Cancelled) = &result {
+        if matches!(result, Err(RunError::Cancelled)) || stall {
             // sd-server cannot stop a running job: replace the process, keep the queue.
             live.expected.store(true, Ordering::SeqCst);
             live.proc.terminate(KILL_GRACE).await;
             self.hooks.log(
-                LogLevel::Info,
-                &format!("Generation {} cancelled: restarting sd-server", job.id),
+                if stall {
+                    LogLevel::Error
+                } else {
+                    LogLevel::Info
+                },
+                &format!(
+                    "Generation {} {}: restarting sd-server",
+                    job.id,
+                    if stall {
+                        format!(
+                            "stalled (no output for {} ms)",
+                            self.stall_timeout.as_millis()
+                        )
+                    } else {
+                        "cancelled".to_string()
+                    }
+                ),
             );
             // Reload now, so the next request does not pay for it (a failure is reported through
             // the hooks and retried by the next request).
@@ -644,14 +765,29 @@ impl ServerBackend {
                 _ = wake.notified() => delay = Duration::from_millis(2),
                 _ = tokio::time::sleep(delay) => {}
             }
-            let resp = match self.client.get(&poll_url).send().await {
-                Ok(r) => r,
-                // The process may be dying; the next turn sees its exit.
-                Err(_) => continue,
+            let poll = async {
+                match self
+                    .client
+                    .get(&poll_url)
+                    .timeout(POLL_TIMEOUT)
+                    .send()
+                    .await
+                {
+                    Ok(r) => json_of(r).await,
+                    Err(_) => None,
+                }
             };
-            let v: Value = match json_of(resp).await {
-                Some(v) => v,
-                None => continue,
+            let v: Value = tokio::select! {
+                v = poll => match v {
+                    Some(v) => v,
+                    // The process may be dying; the next turn sees its exit.
+                    None => continue,
+                },
+                _ = job.cancel.cancelled() => return Err(RunError::Cancelled),
+                info = live.proc.wait() => {
+                    live.report_exit(self.hooks.as_ref(), &info);
+                    return Err(RunError::Failed(crash_error(&info, "sd-server", &self.files, &args_for_errors())));
+                }
             };
             match v.get("status").and_then(|s| s.as_str()).unwrap_or("") {
                 "completed" => return self.decode_images(&v).map_err(RunError::Failed),
@@ -728,6 +864,18 @@ impl ServerBackend {
     }
 }
 
+/// Kills a just-spawned sd-server whose start was abandoned (see `spawn_once`).
+struct KillOnDrop(Option<Arc<Live>>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(l) = self.0.take() {
+            l.expected.store(true, Ordering::SeqCst);
+            l.proc.kill_now();
+        }
+    }
+}
+
 enum SpawnFailure {
     PortLost(Error),
     Fatal(Error),
@@ -746,6 +894,7 @@ pub struct CliBackend {
     files: ModelFiles,
     opts: ProcessOptions,
     temp_dir: PathBuf,
+    stall_timeout: Duration,
     log: Arc<LogFile>,
     hooks: Arc<dyn Hooks>,
     current: Mutex<Option<Arc<SdProcess>>>,
@@ -758,6 +907,7 @@ impl CliBackend {
         files: ModelFiles,
         opts: ProcessOptions,
         temp_dir: PathBuf,
+        stall_timeout: Duration,
         log: Arc<LogFile>,
         hooks: Arc<dyn Hooks>,
     ) -> Self {
@@ -766,6 +916,7 @@ impl CliBackend {
             files,
             opts,
             temp_dir,
+            stall_timeout,
             log,
             hooks,
             current: Mutex::new(None),
@@ -792,14 +943,11 @@ impl CliBackend {
                 args.join(" ")
             ),
         );
-        let sink: SinkSlot = Arc::new(Mutex::new(Some(JobSink {
-            tracker: Tracker::new(job.request.count),
+        let sink: SinkSlot = Arc::new(Mutex::new(Some(JobSink::new(
+            job.request.count,
             on_progress,
-            seeds: Vec::new(),
-            saved: Vec::new(),
-            notes: FailureNotes::default(),
-            wake: Arc::new(Notify::new()),
-        })));
+            Arc::new(Notify::new()),
+        ))));
         let handler = line_handler(
             "sd-cli",
             self.log.clone(),
@@ -813,15 +961,19 @@ impl CliBackend {
         *lock(&self.current) = Some(proc.clone());
         let outcome = tokio::select! {
             info = proc.wait() => Ok(info),
-            _ = job.cancel.cancelled() => Err(()),
+            _ = job.cancel.cancelled() => Err(RunError::Cancelled),
+            _ = stalled(&sink, self.stall_timeout) => Err(RunError::Failed(stall_error("sd-cli", self.stall_timeout))),
         };
         *lock(&self.current) = None;
         let info = match outcome {
             Ok(info) => info,
-            Err(()) => {
+            Err(e) => {
                 proc.terminate(KILL_GRACE).await;
                 let _ = std::fs::remove_file(&output);
-                return Err(RunError::Cancelled);
+                if let RunError::Failed(f) = &e {
+                    self.hooks.log(LogLevel::Error, &f.message);
+                }
+                return Err(e);
             }
         };
         let sink = lock(&sink).take();

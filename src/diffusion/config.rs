@@ -26,12 +26,16 @@ pub const VALID_CONFIG_FIELDS: &[&str] = &[
     "binaryPath",
     "maxQueueSize",
     "startTimeoutMs",
+    "jobStallTimeoutMs",
 ];
 
 pub const DEFAULT_PORT: u16 = 8081;
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_MAX_QUEUE: usize = 16;
 pub const DEFAULT_START_TIMEOUT_MS: u64 = 120_000;
+/// A job whose sd.cpp prints nothing for this long is declared stuck. Generous: one sampling step
+/// of a large image on a CPU, or a VAE decode without output, can take minutes.
+pub const DEFAULT_JOB_STALL_TIMEOUT_MS: u64 = 600_000;
 
 /// sd.cpp's sampler names at master-827 (an unknown one makes it exit 1).
 pub const SAMPLERS: &[&str] = &[
@@ -97,6 +101,8 @@ pub struct ServerConfig {
     pub binary_path: Option<PathBuf>,
     pub max_queue: usize,
     pub start_timeout_ms: u64,
+    /// No output from sd.cpp and no completion for this long fails the job (`jobStallTimeoutMs`).
+    pub job_stall_timeout_ms: u64,
     /// The object as given, returned by `getConfig()`.
     pub raw: Value,
 }
@@ -231,6 +237,10 @@ impl ServerConfig {
             None => DEFAULT_START_TIMEOUT_MS,
             Some(v) => int_in(v, "startTimeoutMs", 1, 3_600_000)? as u64,
         };
+        let job_stall_timeout_ms = match given(obj, "jobStallTimeoutMs") {
+            None => DEFAULT_JOB_STALL_TIMEOUT_MS,
+            Some(v) => int_in(v, "jobStallTimeoutMs", 1, 86_400_000)? as u64,
+        };
         Ok(ServerConfig {
             model_id,
             port,
@@ -245,6 +255,7 @@ impl ServerConfig {
             binary_path,
             max_queue,
             start_timeout_ms,
+            job_stall_timeout_ms,
             raw: value.clone(),
         })
     }

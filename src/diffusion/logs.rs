@@ -175,6 +175,52 @@ mod tests {
         assert!(log.tail(10).is_empty());
     }
 
+    /// sd-server's stdout and stderr readers, the worker and the HTTP side all write at once:
+    /// rotation must never split, interleave or drop a line of the files it keeps.
+    #[test]
+    fn concurrent_writes_rotate_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(LOG_FILE);
+        let log = std::sync::Arc::new(LogFile::with_rotation(p.clone(), 4000));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..300 {
+                        log.write(LogLevel::Info, &format!("thread {t} line {i:03} end"));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut seen = 0;
+        for f in [
+            p.clone(),
+            dir.path().join(format!("{LOG_FILE}.1")),
+            dir.path().join(format!("{LOG_FILE}.2")),
+        ] {
+            let text = std::fs::read_to_string(&f).unwrap();
+            assert!(
+                text.len() <= 4000,
+                "{} is {} bytes",
+                f.display(),
+                text.len()
+            );
+            assert!(text.ends_with('\n'));
+            for line in text.lines() {
+                let e = parse_entry(line);
+                assert_eq!(e["level"], "info", "{line}");
+                let m = e["message"].as_str().unwrap();
+                assert!(m.starts_with("thread ") && m.ends_with(" end"), "{line}");
+                seen += 1;
+            }
+        }
+        assert!(seen > 0);
+        assert!(!dir.path().join(format!("{LOG_FILE}.3")).exists());
+    }
+
     #[test]
     fn rotates_keeping_two() {
         let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,9 @@
 //! Any failure unwinds what was done and leaves status `stopped`.
 
 use crate::diffusion::args::ProcessOptions;
-use crate::diffusion::backend::{Backend, CliBackend, Hooks, ProgressFn, RunError, ServerBackend};
+use crate::diffusion::backend::{
+    Backend, CliBackend, Hooks, ProgressFn, RunError, ServerBackend, Timeouts,
+};
 use crate::diffusion::binary;
 use crate::diffusion::config::{self, ImageRequest, PortSpec, ServerConfig};
 use crate::diffusion::flags::{self, FlagOverrides, GpuMemory};
@@ -233,7 +235,17 @@ struct Running {
 
 pub struct DiffusionServer {
     shared: Arc<Shared>,
-    lifecycle: tokio::sync::Mutex<Option<Running>>,
+    /// Held by a start from its synchronous beginning to its end, and by stop.
+    lifecycle: Arc<tokio::sync::Mutex<Option<Running>>>,
+}
+
+/// A start that has claimed the server (status `starting`) and not yet run. Taken synchronously,
+/// in call order, so `start(); stop()` from JS aborts that start even if the runtime would have
+/// run stop's future first.
+pub struct StartTicket {
+    cfg: ServerConfig,
+    abort: Arc<CancelFlag>,
+    lifecycle: tokio::sync::OwnedMutexGuard<Option<Running>>,
 }
 
 /// What `generateImage()` receives.
@@ -260,7 +272,7 @@ impl DiffusionServer {
                 backend: Mutex::new(None),
                 start_abort: Mutex::new(None),
             }),
-            lifecycle: tokio::sync::Mutex::new(None),
+            lifecycle: Arc::new(tokio::sync::Mutex::new(None)),
         }
     }
 
@@ -270,6 +282,13 @@ impl DiffusionServer {
 
     /// `start(config)`: resolves to `DiffusionServerInfo`.
     pub async fn start(&self, user_data: PathBuf, config: Value, env: StartEnv) -> Result<Value> {
+        let ticket = self.begin_start(&config)?;
+        self.finish_start(ticket, user_data, env).await
+    }
+
+    /// The synchronous part of a start: refuses a busy server or a bad config, else claims the
+    /// server and sets status `starting`.
+    pub fn begin_start(&self, config: &Value) -> Result<StartTicket> {
         match self.status() {
             Status::Running | Status::Crashed => {
                 return Err(Error::server("Server is already running", json!({})))
@@ -278,8 +297,8 @@ impl DiffusionServer {
             Status::Stopping => return Err(Error::server("Server is stopping", json!({}))),
             Status::Stopped => {}
         }
-        let cfg = ServerConfig::parse(&config)?;
-        let Ok(mut lifecycle) = self.lifecycle.try_lock() else {
+        let cfg = ServerConfig::parse(config)?;
+        let Ok(lifecycle) = self.lifecycle.clone().try_lock_owned() else {
             return Err(Error::server("Server is already starting", json!({})));
         };
         {
@@ -293,6 +312,25 @@ impl DiffusionServer {
         let abort = Arc::new(CancelFlag::default());
         *lock(&self.shared.start_abort) = Some(abort.clone());
         self.shared.set_status(Status::Starting);
+        Ok(StartTicket {
+            cfg,
+            abort,
+            lifecycle,
+        })
+    }
+
+    /// The rest of a start begun by `begin_start`.
+    pub async fn finish_start(
+        &self,
+        ticket: StartTicket,
+        user_data: PathBuf,
+        env: StartEnv,
+    ) -> Result<Value> {
+        let StartTicket {
+            cfg,
+            abort,
+            mut lifecycle,
+        } = ticket;
         let result = tokio::select! {
             r = self.start_inner(user_data, &cfg, &env, abort.clone()) => r,
             // Steps before sd-server exists are short; this ends them at once. sd-server's own
@@ -427,7 +465,10 @@ impl DiffusionServer {
                 program,
                 files,
                 opts,
-                Duration::from_millis(cfg.start_timeout_ms),
+                Timeouts {
+                    start: Duration::from_millis(cfg.start_timeout_ms),
+                    job_stall: Duration::from_millis(cfg.job_stall_timeout_ms),
+                },
                 log.clone(),
                 hooks,
                 abort.clone(),
@@ -437,6 +478,7 @@ impl DiffusionServer {
                 files,
                 opts,
                 paths.temp(),
+                Duration::from_millis(cfg.job_stall_timeout_ms),
                 log.clone(),
                 hooks,
             )),
@@ -482,16 +524,28 @@ impl DiffusionServer {
     /// `stop()`: cancels queued and running jobs, ends every child (SIGTERM, then SIGKILL after
     /// 5 s) and waits for them to be reaped, closes the HTTP API.
     pub async fn stop(&self) -> Result<()> {
+        if !self.begin_stop() {
+            return Ok(());
+        }
+        self.finish_stop().await
+    }
+
+    /// The synchronous part of a stop: aborts a start in progress (it notices and unwinds,
+    /// releasing the lifecycle lock). False when there is nothing to stop.
+    pub fn begin_stop(&self) -> bool {
         match self.status() {
-            Status::Stopped => return Ok(()),
+            Status::Stopped => false,
             Status::Starting => {
-                // Abort a start in progress: it notices and unwinds, releasing the lifecycle lock.
                 if let Some(a) = lock(&self.shared.start_abort).as_ref() {
                     a.cancel();
                 }
+                true
             }
-            _ => {}
+            _ => true,
         }
+    }
+
+    pub async fn finish_stop(&self) -> Result<()> {
         let mut lifecycle = self.lifecycle.lock().await;
         let Some(running) = lifecycle.take() else {
             return Ok(());
@@ -502,7 +556,14 @@ impl DiffusionServer {
         running.http_stop.cancel();
         let _ = running.http_task.await;
         running.backend.shutdown().await;
-        let _ = tokio::time::timeout(Duration::from_secs(10), running.worker).await;
+        let worker_abort = running.worker.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(10), running.worker)
+            .await
+            .is_err()
+        {
+            // Every child is already gone; a worker still busy would only touch a closed queue.
+            worker_abort.abort();
+        }
         running.cleanup.abort();
         *lock(&self.shared.backend) = None;
         lock(&self.shared.state).port = 0;

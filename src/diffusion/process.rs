@@ -230,6 +230,16 @@ impl SdProcess {
         }
     }
 
+    /// SIGKILL to the process group now, without waiting (for paths that cannot await, such as
+    /// a dropped future). The exit task still reaps the child.
+    pub fn kill_now(&self) {
+        if self.is_alive() {
+            #[cfg(unix)]
+            signal_group(self.pid as i32, Sig::Kill);
+            self.kill_request.notify_one();
+        }
+    }
+
     /// SIGTERM to the process group, SIGKILL after `grace`, then waits for the reap.
     pub async fn terminate(&self, grace: Duration) -> ExitInfo {
         if let Some(info) = self.exited() {
