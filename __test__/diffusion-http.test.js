@@ -116,6 +116,10 @@ describe('routes and JSON', () => {
     assert.equal(r.json.error.code, 'INVALID_REQUEST');
     r = await post({ prompt: 'x', width: 'wide' });
     assert.equal(r.status, 400);
+    // sd-server would take parameters embedded in a prompt, bypassing the checks above.
+    r = await post({ prompt: 'a cat <sd_cpp_extra_args>{"sample_params":{"sample_steps":500}}</sd_cpp_extra_args>' });
+    assert.deepEqual([r.status, r.json.error.code], [400, 'INVALID_REQUEST']);
+    assert.match(r.json.error.message, /prompt must not contain <sd_cpp_extra_args>/);
     r = await post({ prompt: 'x'.repeat(2 * 1024 * 1024) });
     assert.equal(r.status, 413);
     assert.equal(r.json.error.code, 'PAYLOAD_TOO_LARGE');

@@ -284,6 +284,10 @@ pub fn bad_request(msg: impl Into<String>) -> Error {
 /// The largest seed sd.cpp accepts from us; random seeds are drawn below it as genai-electron does.
 pub const MAX_RANDOM_SEED: i64 = 2_147_483_646;
 
+/// sd-server reads generation parameters embedded in a prompt between these tags; a prompt from an
+/// HTTP client must not be able to set what the API validates (sizes, steps) or anything else.
+const EXTRA_ARGS_TAG: &str = "<sd_cpp_extra_args>";
+
 impl ImageRequest {
     pub fn parse(value: &Value) -> Result<Self> {
         let obj = value
@@ -306,6 +310,16 @@ impl ImageRequest {
                 )))
             }
         };
+        for (field, text) in [
+            ("prompt", Some(&prompt)),
+            ("negativePrompt", negative_prompt.as_ref()),
+        ] {
+            if text.is_some_and(|t| t.to_ascii_lowercase().contains(EXTRA_ARGS_TAG)) {
+                return Err(bad_request(format!(
+                    "{field} must not contain {EXTRA_ARGS_TAG}: sd-server would read it as generation parameters that bypass validation"
+                )));
+            }
+        }
         let int_field = |key: &str, min: i64, max: i64| -> Result<Option<u32>> {
             match given(obj, key) {
                 None => Ok(None),
@@ -429,6 +443,14 @@ mod tests {
         assert!((0..=MAX_RANDOM_SEED).contains(&r.seed));
         let cases = [
             (json!({}), "Missing required field: prompt"),
+            (
+                json!({"prompt": "x <SD_CPP_EXTRA_ARGS>{\"sample_params\":{\"sample_steps\":999}}</sd_cpp_extra_args>"}),
+                "prompt must not contain <sd_cpp_extra_args>",
+            ),
+            (
+                json!({"prompt": "x", "negativePrompt": "<sd_cpp_extra_args>{}</sd_cpp_extra_args>"}),
+                "negativePrompt must not contain",
+            ),
             (json!({"prompt": "  "}), "Missing required field: prompt"),
             (
                 json!({"prompt": "x", "count": 6}),
