@@ -287,6 +287,9 @@ pub const MAX_RANDOM_SEED: i64 = 2_147_483_646;
 /// sd-server reads generation parameters embedded in a prompt between these tags; a prompt from an
 /// HTTP client must not be able to set what the API validates (sizes, steps) or anything else.
 const EXTRA_ARGS_TAG: &str = "<sd_cpp_extra_args>";
+/// Far beyond what any text encoder reads, and under Linux's 128 KiB limit on one command-line
+/// argument, so the cli backend never fails to spawn over a prompt.
+const MAX_PROMPT_BYTES: usize = 64 * 1024;
 
 impl ImageRequest {
     pub fn parse(value: &Value) -> Result<Self> {
@@ -314,6 +317,11 @@ impl ImageRequest {
             ("prompt", Some(&prompt)),
             ("negativePrompt", negative_prompt.as_ref()),
         ] {
+            if text.is_some_and(|t| t.len() > MAX_PROMPT_BYTES) {
+                return Err(bad_request(format!(
+                    "{field} is longer than {MAX_PROMPT_BYTES} bytes"
+                )));
+            }
             if text.is_some_and(|t| t.to_ascii_lowercase().contains(EXTRA_ARGS_TAG)) {
                 return Err(bad_request(format!(
                     "{field} must not contain {EXTRA_ARGS_TAG}: sd-server would read it as generation parameters that bypass validation"
@@ -452,6 +460,10 @@ mod tests {
                 "negativePrompt must not contain",
             ),
             (json!({"prompt": "  "}), "Missing required field: prompt"),
+            (
+                json!({"prompt": "x".repeat(MAX_PROMPT_BYTES + 1)}),
+                "prompt is longer than 65536 bytes",
+            ),
             (
                 json!({"prompt": "x", "count": 6}),
                 "count must be between 1 and 5",
