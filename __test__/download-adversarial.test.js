@@ -228,3 +228,22 @@ test('a server that compresses bodies on the fly is asked not to, so the bytes s
   assert.ok(fs.readFileSync(path.join(root, 'models', 'llm', 'compressible.bin')).equals(content));
   assert.ok(srv.requests.every((r) => r.headers['accept-encoding'] === 'identity'));
 });
+
+test('a sign-in page served with 200 in place of an unverified model is refused, not saved', async (t) => {
+  const { srv, root } = await setup(t);
+  const page = Buffer.from('<!DOCTYPE html>\n<html><body><form>Sign in to the hotel Wi-Fi</form></body></html>\n');
+  const gguf = srv.addRawFile('/files/tiny.gguf', page);
+  const st = srv.addRawFile('/files/vae.safetensors', page);
+  const err = await rejectsDownload(
+    g.modelManager.downloadModel({ source: 'url', url: gguf.url, name: 'Portal Gguf', type: 'llm', ...FAST }),
+    /did not send tiny\.gguf: it is not a GGUF file \(it starts with "<!DOCTYPE html> <html>/,
+  );
+  assert.equal(err.details.url, gguf.url);
+  await rejectsDownload(
+    g.modelManager.downloadModel({ source: 'url', url: st.url, name: 'Portal St', type: 'diffusion', ...FAST }),
+    /it is not a safetensors file/,
+  );
+  assert.deepEqual(await g.modelManager.listModels(), []);
+  assert.deepEqual(tree(path.join(root, 'models')).filter((f) => /tiny\.gguf|vae\.safetensors/.test(f)), []);
+  assert.deepEqual(leftovers(root), []);
+});

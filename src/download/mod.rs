@@ -13,6 +13,7 @@ pub mod preflight;
 pub mod progress;
 pub mod resume;
 pub mod retry;
+mod sniff;
 pub mod source;
 pub mod transfer;
 mod writer;

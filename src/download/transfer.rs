@@ -537,6 +537,19 @@ pub async fn fetch(net: &Net, job: Job<'_>) -> Result<Fetched> {
                 return Err(mismatch_error(item, want, &sha, *source));
             }
         }
+        if expected.is_none() {
+            if let Err(why) = super::sniff::check(&partial, &item.filename) {
+                let _ = std::fs::remove_file(&partial);
+                let _ = std::fs::remove_file(&meta);
+                return Err(Error::download(
+                    format!(
+                        "The server did not send {}: {why}. A sign-in page, proxy error or expired link answers like this; check the URL or network.",
+                        item.filename
+                    ),
+                    json!({ "url": item.url.as_str(), "path": dest.display().to_string(), "reason": why }),
+                ));
+            }
+        }
         std::fs::rename(&partial, dest)
             .map_err(|e| Error::io("Failed to move the finished download into place", dest, &e))?;
         let _ = std::fs::remove_file(&meta);
