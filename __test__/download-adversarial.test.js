@@ -247,3 +247,21 @@ test('a sign-in page served with 200 in place of an unverified model is refused,
   assert.deepEqual(tree(path.join(root, 'models')).filter((f) => /tiny\.gguf|vae\.safetensors/.test(f)), []);
   assert.deepEqual(leftovers(root), []);
 });
+
+test('errors never carry the pre-signed CDN link of a redirect', async (t) => {
+  const { srv, hf } = await setup(t);
+  const f = srv.addFile('org/m', 'dit.bin', bytes(5000, 9));
+  srv.fault(f.cdnPath, { status: 500 });
+  const err = await rejectsDownload(
+    g.modelManager.downloadModel({ source: 'huggingface', repo: 'org/m', file: 'dit.bin', name: 'Signed', type: 'llm', ...hf, ...FAST }),
+  );
+  const text = JSON.stringify({ message: err.message, details: err.details });
+  assert.doesNotMatch(text, /X-Amz-Signature|X-Amz-Expires/);
+  // A connection refused on the CDN: reqwest's own message quotes the URL it tried.
+  srv.clearFaults();
+  srv.fault(f.cdnPath, { hangUp: true });
+  const err2 = await rejectsDownload(
+    g.modelManager.downloadModel({ source: 'huggingface', repo: 'org/m', file: 'dit.bin', name: 'Signed 2', type: 'llm', ...hf, ...FAST }),
+  );
+  assert.doesNotMatch(JSON.stringify({ message: err2.message, details: err2.details }), /X-Amz-Signature/);
+});

@@ -178,6 +178,18 @@ pub fn linked_sha256(value: &str) -> Option<String> {
     (v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())).then(|| v.to_ascii_lowercase())
 }
 
+/// A URL fit for messages and error details: no query, fragment or credentials. Redirect
+/// targets are often pre-signed CDN links (a working download link for a gated file for about an
+/// hour); errors end up in logs and telemetry, so they must not carry one.
+pub fn redact(url: &url::Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.to_string()
+}
+
 /// Why `send` gave up before a final response.
 #[derive(Debug)]
 pub enum SendError {
@@ -239,7 +251,14 @@ pub async fn send(
         if let Some(v) = auth.header_for(&current) {
             req = req.header(reqwest::header::AUTHORIZATION, v);
         }
-        let resp = req.send().await.map_err(SendError::Transport)?;
+        let resp = req.send().await.map_err(|e| {
+            // reqwest quotes the URL in its message; keep only the redacted form.
+            let redacted = url::Url::parse(&redact(&current)).ok();
+            SendError::Transport(match redacted {
+                Some(u) => e.with_url(u),
+                None => e.without_url(),
+            })
+        })?;
         linked.absorb(resp.headers());
         let status = resp.status();
         if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
@@ -255,19 +274,30 @@ pub async fn send(
         })?;
         if !matches!(next.scheme(), "http" | "https") {
             return Err(SendError::Redirect(format!(
-                "refusing a redirect to a non-http(s) URL: {next}"
+                "refusing a redirect to a non-http(s) URL: {}",
+                redact(&next)
             )));
         }
         current = next;
     }
     Err(SendError::Redirect(format!(
-        "too many redirects (more than {MAX_REDIRECTS}) starting at {url}"
+        "too many redirects (more than {MAX_REDIRECTS}) starting at {}",
+        redact(url)
     )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redact_drops_signatures_and_credentials() {
+        let u = url::Url::parse(
+            "https://user:pw@cdn.example/x/model.gguf?X-Amz-Signature=abc&Expires=1#frag",
+        )
+        .unwrap();
+        assert_eq!(redact(&u), "https://cdn.example/x/model.gguf");
+    }
 
     #[test]
     fn token_goes_only_to_the_endpoint_origin() {

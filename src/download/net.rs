@@ -62,13 +62,14 @@ impl Net {
                 self.endpoint
             ),
             None => format!(
-                "HTTP error: {status} {}: access to {url} was denied",
-                reason(status)
+                "HTTP error: {status} {}: access to {} was denied",
+                reason(status),
+                crate::http::redact(url)
             ),
         };
         Error::download(
             message,
-            json!({ "status": status, "url": url.as_str(), "repo": repo, "gated": repo.is_some(), "tokenSent": token }),
+            json!({ "status": status, "url": crate::http::redact(url), "repo": repo, "gated": repo.is_some(), "tokenSent": token }),
         )
     }
 
@@ -92,7 +93,7 @@ impl Net {
         }
         Failure::Fatal(Error::download(
             format!("HTTP error: {status} {}", reason(status)),
-            json!({ "status": status, "url": url.as_str() }),
+            json!({ "status": status, "url": crate::http::redact(url) }),
         ))
     }
 
