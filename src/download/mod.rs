@@ -427,21 +427,18 @@ async fn run(
     let fresh_primary = !primary.dest.exists() && !resume::partial_path(&primary.dest).exists();
     let gguf_task = remote_gguf(plan, net, fresh_primary);
 
-    let probes =
-        futures_util::future::try_join_all(plan.items.iter().map(|it| preflight::probe(net, it)))
-            .await;
-    let probes = match probes {
-        Ok(p) => p,
-        Err(e) => {
-            if let Some(t) = gguf_task {
-                t.abort();
-            }
-            return Err(e);
-        }
-    };
-    let actions = classify_items(store, net, plan, &probes, tracker).await;
-    let actions = match actions {
-        Ok(a) => a,
+    // The header read runs beside the probes; a failure of either ends it.
+    let checked = async {
+        let probes = futures_util::future::try_join_all(
+            plan.items.iter().map(|it| preflight::probe(net, it)),
+        )
+        .await?;
+        let actions = classify_items(store, net, plan, &probes, tracker).await?;
+        Ok::<_, Error>((probes, actions))
+    }
+    .await;
+    let (probes, actions) = match checked {
+        Ok(v) => v,
         Err(e) => {
             if let Some(t) = gguf_task {
                 t.abort();
