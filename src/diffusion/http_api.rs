@@ -6,7 +6,7 @@
 use crate::diffusion::jobs::{CancelFlag, CancelOutcome, JobStatus};
 use crate::error::Error;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -88,25 +88,15 @@ async fn handle(api: Arc<dyn Api>, req: Request<Incoming>) -> Resp {
                 .get(hyper::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<usize>().ok());
-            if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-                return too_large();
-            }
-            let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
-                .collect()
-                .await
-            {
-                Ok(b) => b.to_bytes(),
-                Err(e) => {
-                    if e.downcast_ref::<http_body_util::LengthLimitError>()
-                        .is_some()
-                    {
-                        return too_large();
-                    }
+            let body = match read_body(req.into_body(), declared).await {
+                Ok(b) => b,
+                Err(BodyError::TooLarge) => return too_large(),
+                Err(BodyError::Unreadable) => {
                     return error_resp(
                         StatusCode::BAD_REQUEST,
                         "Could not read the request body",
                         "INVALID_REQUEST",
-                    );
+                    )
                 }
             };
             let value: Value = match serde_json::from_slice(&body) {
@@ -168,11 +158,74 @@ fn not_found() -> Resp {
 }
 
 fn too_large() -> Resp {
-    error_resp(
+    let mut r = error_resp(
         StatusCode::PAYLOAD_TOO_LARGE,
         &format!("Request body too large (limit {MAX_BODY_BYTES} bytes)"),
         "PAYLOAD_TOO_LARGE",
-    )
+    );
+    r.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    r
+}
+
+/// How much of an oversized body is read and discarded before the 413, and for how long: a client
+/// still sending when the server answers and closes gets a reset instead of the response.
+const DRAIN_BYTES: usize = 16 * 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+enum BodyError {
+    TooLarge,
+    Unreadable,
+}
+
+/// The body, up to `MAX_BODY_BYTES`. Past the limit nothing more is kept, but the rest is read
+/// (within `DRAIN_BYTES` and `DRAIN_TIME`) so the client is listening when the 413 arrives.
+async fn read_body(mut body: Incoming, declared: Option<usize>) -> Result<Bytes, BodyError> {
+    if declared.is_some_and(|n| n > DRAIN_BYTES) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut kept: Vec<u8> = Vec::new();
+    let mut seen = 0usize;
+    // A declared length over the limit is refused without keeping anything.
+    let mut drain_until = declared
+        .filter(|n| *n > MAX_BODY_BYTES)
+        .map(|_| tokio::time::Instant::now() + DRAIN_TIME);
+    loop {
+        let next = match drain_until {
+            Some(deadline) => match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(f) => f,
+                Err(_) => return Err(BodyError::TooLarge),
+            },
+            None => body.frame().await,
+        };
+        let frame = match next {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(_)) if drain_until.is_some() => return Err(BodyError::TooLarge),
+            Some(Err(_)) => return Err(BodyError::Unreadable),
+        };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen > MAX_BODY_BYTES || drain_until.is_some() {
+                if drain_until.is_none() {
+                    drain_until = Some(tokio::time::Instant::now() + DRAIN_TIME);
+                    kept = Vec::new();
+                }
+                if seen > DRAIN_BYTES {
+                    return Err(BodyError::TooLarge);
+                }
+            } else {
+                kept.extend_from_slice(&data);
+            }
+        }
+    }
+    if drain_until.is_some() {
+        Err(BodyError::TooLarge)
+    } else {
+        Ok(Bytes::from(kept))
+    }
 }
 
 fn submit_error(e: Error) -> Resp {
@@ -291,6 +344,29 @@ mod tests {
             .unwrap_or("")
             .to_string();
         (code, body)
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_still_gets_its_413() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(CancelFlag::default());
+        let task = tokio::spawn(serve(listener, Arc::new(Fake::default()), stop.clone()));
+        // Several clients at once, each sending a 4 MiB body in full: none may see its
+        // connection reset before it can read the answer.
+        let mut clients = Vec::new();
+        for _ in 0..8 {
+            clients.push(tokio::spawn(async move {
+                let body = vec![b'x'; 4 * MAX_BODY_BYTES];
+                send(port, "POST", "/v1/images/generations", &body).await
+            }));
+        }
+        for c in clients {
+            let (code, body) = c.await.unwrap();
+            assert_eq!((code, body.contains("PAYLOAD_TOO_LARGE")), (413, true));
+        }
+        stop.cancel();
+        let _ = task.await;
     }
 
     #[tokio::test]
