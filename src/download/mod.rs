@@ -95,6 +95,28 @@ fn lock_requests(plan: &Plan, paths: &Paths) -> Vec<lock::LockRequest> {
     v
 }
 
+/// Transfers one item with progress labelled for it. `size_counted`: its size is already part of
+/// the progress total (known from the probe).
+async fn fetch_item(
+    net: &Net,
+    item: &Item,
+    probe: &Probe,
+    tracker: &Arc<Tracker>,
+    size_counted: bool,
+) -> Result<Fetched> {
+    tracker.start_item(item.role.clone(), item.filename.clone(), Phase::Downloading);
+    let job = Job {
+        item,
+        probe,
+        expected: expected_hash(item, probe),
+        tracker: tracker.clone(),
+        size_counted,
+    };
+    let fetched = transfer::fetch(net, job).await?;
+    tracker.finish_item(fetched.size);
+    Ok(fetched)
+}
+
 /// Downloads a model described by `config` (a `DownloadConfig` without callbacks) into `store`.
 pub async fn download_model(store: Store, config: &Value, ctx: Context) -> Result<ModelInfo> {
     let req = config::parse(config)?;
@@ -484,17 +506,9 @@ async fn run(
         match action {
             Action::Keep { size, sha256 } => results.push((*size, sha256.clone())),
             Action::Fetch { .. } => {
-                tracker.start_item(item.role.clone(), item.filename.clone(), Phase::Downloading);
-                let job = Job {
-                    item,
-                    probe,
-                    expected: expected_hash(item, probe),
-                    tracker: tracker.clone(),
-                    size_counted: probe.size.is_some(),
-                };
-                let Fetched { size, sha256 } = transfer::fetch(net, job).await?;
+                let Fetched { size, sha256 } =
+                    fetch_item(net, item, probe, tracker, probe.size.is_some()).await?;
                 completed.push(item.dest.clone());
-                tracker.finish_item(size);
                 results.push((size, Some(sha256)));
             }
         }
@@ -512,17 +526,8 @@ async fn run(
             "{} disappeared during the download; fetching it again",
             item.dest.display()
         );
-        tracker.start_item(item.role.clone(), item.filename.clone(), Phase::Downloading);
-        let job = Job {
-            item,
-            probe,
-            expected: expected_hash(item, probe),
-            tracker: tracker.clone(),
-            size_counted: false,
-        };
-        let Fetched { size, sha256 } = transfer::fetch(net, job).await?;
+        let Fetched { size, sha256 } = fetch_item(net, item, probe, tracker, false).await?;
         completed.push(item.dest.clone());
-        tracker.finish_item(size);
         results[i] = (size, Some(sha256));
     }
 
