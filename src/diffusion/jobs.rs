@@ -83,13 +83,41 @@ impl JobError {
         let code = details
             .get("code")
             .and_then(|c| c.as_str())
-            .map(str::to_string)
+            .map(|c| wire_code(c).to_string())
             .unwrap_or_else(|| code_from_message(&message).to_string());
         JobError {
             message,
             code,
             details,
         }
+    }
+}
+
+impl JobError {
+    /// An error whose `details.code` is `code` (genai-electron's internal code); the HTTP
+    /// `error.code` is derived from it as genai-electron derives it.
+    pub fn coded(message: impl Into<String>, code: &str, details: Value) -> Self {
+        let mut details = details;
+        if let Value::Object(m) = &mut details {
+            m.insert("code".into(), json!(code));
+        }
+        JobError {
+            message: message.into(),
+            code: wire_code(code).to_string(),
+            details,
+        }
+    }
+}
+
+/// genai-electron's `mapErrorCode` for a `details.code`: what an HTTP client sees.
+pub fn wire_code(code: &str) -> &str {
+    match code {
+        "GENERATION_NOT_FOUND" => "NOT_FOUND",
+        "IMAGE_DECODE_FAILED" => "IO_ERROR",
+        "BACKEND_QUEUE_FULL" => "SERVER_BUSY",
+        "SD_SERVER_START_ABORTED" => "GENERATION_CANCELLED",
+        c if c.starts_with("BACKEND_") || c.starts_with("SD_SERVER_") => "BACKEND_ERROR",
+        c => c,
     }
 }
 
