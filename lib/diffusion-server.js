@@ -393,17 +393,16 @@ class DiffusionServerManager extends EventEmitter {
         }
       },
       finish: async () => {
-        try {
-          if (session) {
-            await native(session.releaseBackend('calibration', false)).catch(() => undefined);
-            await native(session.stop()).catch(() => undefined);
-          }
-        } finally {
-          this._calibrating = false;
-        }
+        if (!session) return;
+        await native(session.releaseBackend('calibration', false)).catch(() => undefined);
+        await native(session.stop()).catch(() => undefined);
       },
     };
-    return calibration.calibrate(config, host);
+    try {
+      return await calibration.calibrate(config, host);
+    } finally {
+      this._calibrating = false;
+    }
   }
 
   /** The private calibration session: its images and backend events, not its server status. */
