@@ -453,3 +453,31 @@ describe('calibrate', () => {
     assert.deepEqual(pickRecommended(runs, 1)['64x64'].label, 'forced');
   });
 });
+
+describe('latency', () => {
+  // sd-server (cpp-httplib) answers without TCP_NODELAY; on a reused keep-alive connection every
+  // request then waits about 40 ms for a delayed ACK. The stand-in reproduces that.
+  test('every request to sd-server goes on a fresh connection, so no image waits on a delayed ACK', async () => {
+    const fs = require('node:fs');
+    const path = require('node:path');
+    const statsFile = path.join(env.tmp, 'nagle-stats.json');
+    process.env.NAGLE_SD_STATS = statsFile;
+    try {
+      await start({ binaryPath: path.join(__dirname, 'fixtures', 'nagle-sd', 'sd-server') });
+      await image(); // spawn
+      const times = [];
+      for (let i = 0; i < 7; i++) {
+        const t0 = process.hrtime.bigint();
+        await image();
+        times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+      const stats = JSON.parse(fs.readFileSync(statsFile, 'utf8'));
+      assert.equal(stats.connections, stats.requests, `connections reused: ${JSON.stringify(stats)}`);
+      times.sort((a, b) => a - b);
+      // With a reused connection each image takes 2 x 40+ ms (submit and poll).
+      assert.ok(times[3] < 40, `median image ${times[3].toFixed(1)} ms: ${times.map((t) => t.toFixed(1))}`);
+    } finally {
+      delete process.env.NAGLE_SD_STATS;
+    }
+  });
+});
