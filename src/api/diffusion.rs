@@ -222,7 +222,9 @@ impl NativeDiffusionServer {
             Some(f) => Some(parse_flag_overrides(&parse_json(&f, "flagOverrides")?)?),
             None => None,
         };
-        self.core.submit_with(&v, flags, settle.unwrap_or(true)).napi()
+        self.core
+            .submit_with(&v, flags, settle.unwrap_or(true))
+            .napi()
     }
 
     /// `releaseBackend({ reason, waitForInFlight })`.

@@ -254,6 +254,7 @@ mod tests {
             steps: None,
             cfg_scale: None,
             seed: 5,
+            sampler: None,
             count: 2,
             ..req()
         };

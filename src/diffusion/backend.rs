@@ -6,12 +6,12 @@
 use crate::diffusion::args::{cli_args, server_args, server_job_body, ProcessOptions};
 use crate::diffusion::flags::{self, FlagOverrides, Flags, GpuMemory};
 use crate::diffusion::jobs::{CancelFlag, Claimed, JobError, JobImage};
-use crate::diffusion::residency::{now_iso, stronger, BackendState, Residency};
 use crate::diffusion::layout::ModelFiles;
 use crate::diffusion::logs::{LogFile, LogLevel};
 use crate::diffusion::output_parser::{role_of, Event, FailureNotes, Level, Line};
 use crate::diffusion::process::{ExitInfo, LineHandler, SdProcess, Stream};
 use crate::diffusion::progress::{Progress, Tracker};
+use crate::diffusion::residency::{now_iso, stronger, BackendState, Residency};
 use crate::error::{Error, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -372,7 +372,7 @@ fn crash_error(
 
 pub enum Backend {
     Server(Arc<ServerBackend>),
-    Cli(CliBackend),
+    Cli(Box<CliBackend>),
 }
 
 impl Backend {
@@ -627,7 +627,8 @@ impl ServerBackend {
         }
         let abort = Arc::new(CancelFlag::default());
         *lock(&self.start_abort) = Some(abort.clone());
-        self.rep.set_state(BackendState::Starting, Some("spawned"), None);
+        self.rep
+            .set_state(BackendState::Starting, Some("spawned"), None);
         let (t0, started_at) = (Instant::now(), now_iso());
         let r = self.spawn_ready(flags, &abort).await;
         *lock(&self.start_abort) = None;
@@ -648,7 +649,8 @@ impl ServerBackend {
                 Ok(live)
             }
             Err(e) => {
-                self.rep.set_state(BackendState::Absent, Some("start-failed"), None);
+                self.rep
+                    .set_state(BackendState::Absent, Some("start-failed"), None);
                 Err(e)
             }
         }
@@ -665,7 +667,8 @@ impl ServerBackend {
             r.stop_reason = Some(s.clone());
             s
         };
-        self.rep.set_state(BackendState::Stopping, Some(&reason), None);
+        self.rep
+            .set_state(BackendState::Stopping, Some(&reason), None);
         let info = live.proc.terminate(KILL_GRACE).await;
         let reason = {
             let mut r = lock(&self.rep.res);
@@ -676,7 +679,8 @@ impl ServerBackend {
             LogLevel::Info,
             &format!("sd-server released ({reason}; {})", info.describe()),
         );
-        self.rep.set_state(BackendState::Absent, Some(&reason), None);
+        self.rep
+            .set_state(BackendState::Absent, Some(&reason), None);
         self.hooks.released(&reason);
     }
 
@@ -945,12 +949,7 @@ impl ServerBackend {
             );
             self.release("stuck").await;
             return Err(RunError::Failed(stuck_error(
-                job_id,
-                idle,
-                timeout,
-                stage,
-                &live.args,
-                tail,
+                job_id, idle, timeout, stage, &live.args, tail,
             )));
         }
         if matches!(result, Err(RunError::Cancelled)) {

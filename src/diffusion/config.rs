@@ -557,6 +557,45 @@ mod tests {
     }
 
     #[test]
+    fn genai_electron_026_fields() {
+        let c = ServerConfig::parse(
+            &json!({"modelId": "m", "host": "", "threads": 0, "batchSize": 2.7}),
+        )
+        .unwrap();
+        assert_eq!(c.host, "127.0.0.1");
+        assert_eq!(c.threads, None);
+        assert_eq!(c.batch_size, Some(2));
+        assert_eq!(c.usage_mode, None);
+        assert_eq!(c.idle_timeout_ms, Some(300_000));
+        assert_eq!(c.job_stall_timeout_ms, Some(600_000));
+        assert!(c.allowed_origins.is_empty() && !c.preload);
+        let c = ServerConfig::parse(&json!({
+            "modelId": "m", "usageMode": "single", "idleTimeoutMs": 0, "jobActivityTimeoutMs": -1,
+            "startupTimeout": 500, "startTimeoutMs": 900, "allowedOrigins": ["http://a"], "preload": true
+        }))
+        .unwrap();
+        assert_eq!(c.usage_mode, Some(UsageMode::Single));
+        assert_eq!((c.idle_timeout_ms, c.job_stall_timeout_ms), (None, None));
+        assert_eq!(c.start_timeout_ms, 500, "the 0.26 name wins over the alias");
+        assert_eq!(c.allowed_origins, vec!["http://a".to_string()]);
+        assert!(c.preload);
+        let c = ServerConfig::parse(
+            &json!({"modelId": "m", "idleTimeoutMs": "Infinity", "jobStallTimeoutMs": 5}),
+        )
+        .unwrap();
+        assert_eq!((c.idle_timeout_ms, c.job_stall_timeout_ms), (None, Some(5)));
+        for bad in [
+            json!({"modelId": "m", "usageMode": "often"}),
+            json!({"modelId": "m", "allowedOrigins": "*"}),
+            json!({"modelId": "m", "idleTimeoutMs": "5m"}),
+        ] {
+            assert!(ServerConfig::parse(&bad).is_err(), "{bad}");
+        }
+        let e = msg(ServerConfig::parse(&json!({"modelId": "m", "gpu": 1})).unwrap_err());
+        assert!(e.contains("Unknown configuration field: gpu."), "{e}");
+    }
+
+    #[test]
     fn image_request_validation() {
         let r =
             ImageRequest::parse(&json!({"prompt": "a cat", "seed": 7, "width": 64, "cfgScale": 0}))

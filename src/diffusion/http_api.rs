@@ -79,7 +79,7 @@ fn route_path(uri: &hyper::Uri) -> String {
     p.to_string()
 }
 
-fn header<'a>(req: &'a Request<Incoming>, name: hyper::header::HeaderName) -> Option<&'a str> {
+fn header(req: &Request<Incoming>, name: hyper::header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -428,7 +428,10 @@ mod tests {
 
         assert_eq!(
             send(port, "GET", "/health?x=1", b"").await,
-            (200, r#"{"status":"ok","busy":true}"#.into())
+            (
+                200,
+                r#"{"status":"ok","busy":true,"backend":"absent"}"#.into()
+            )
         );
         let (c, b) = send(
             port,

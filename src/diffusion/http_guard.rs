@@ -69,8 +69,7 @@ pub fn is_loopback_host_header(h: &str) -> bool {
     }
     labels.iter().all(|l| {
         !l.is_empty()
-            && l
-                .bytes()
+            && l.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     })
 }
@@ -128,7 +127,10 @@ mod tests {
         assert_eq!(a.allow_origin(Some("http://x")), None);
         let a = Access::new(vec!["http://app".into()], "0.0.0.0");
         assert!(!a.guard_host && a.host_ok(Some("evil.com")));
-        assert_eq!(a.allow_origin(Some("http://app")).as_deref(), Some("http://app"));
+        assert_eq!(
+            a.allow_origin(Some("http://app")).as_deref(),
+            Some("http://app")
+        );
         assert_eq!(a.allow_origin(Some("http://other")), None);
         let a = Access::new(vec!["*".into()], "::1");
         assert!(a.guard_host);

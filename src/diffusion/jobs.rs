@@ -596,6 +596,27 @@ mod tests {
     }
 
     #[test]
+    fn wire_codes_follow_genai_electron() {
+        for (internal, wire) in [
+            ("SD_SERVER_EXITED", "BACKEND_ERROR"),
+            ("BACKEND_JOB_STUCK", "BACKEND_ERROR"),
+            ("SD_SERVER_READY_TIMEOUT", "BACKEND_ERROR"),
+            ("BACKEND_QUEUE_FULL", "SERVER_BUSY"),
+            ("IMAGE_DECODE_FAILED", "IO_ERROR"),
+            ("SD_SERVER_START_ABORTED", "GENERATION_CANCELLED"),
+            ("GENERATION_NOT_FOUND", "NOT_FOUND"),
+            ("MODEL_LOAD_FAILED", "MODEL_LOAD_FAILED"),
+        ] {
+            assert_eq!(wire_code(internal), wire, "{internal}");
+        }
+        let e = JobError::coded("x", "BACKEND_JOB_STUCK", json!({ "idleMs": 1 }));
+        assert_eq!(
+            (e.code.as_str(), &e.details["code"]),
+            ("BACKEND_ERROR", &json!("BACKEND_JOB_STUCK"))
+        );
+    }
+
+    #[test]
     fn error_codes_from_messages() {
         assert_eq!(
             code_from_message("stable-diffusion.cpp exited with code 1"),

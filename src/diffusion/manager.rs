@@ -19,8 +19,8 @@ use crate::diffusion::jobs::{self, CancelFlag, CancelOutcome, JobError, JobResul
 use crate::diffusion::layout;
 use crate::diffusion::logs::{self, LogFile, LogLevel};
 use crate::diffusion::process::{signal_name_of, ExitInfo};
-use crate::diffusion::residency::BackendState;
 use crate::diffusion::progress::{Progress, Stage};
+use crate::diffusion::residency::BackendState;
 use crate::error::{Error, Result};
 use crate::storage::{ModelInfo, Paths, Store};
 use serde_json::{json, Value};
@@ -465,7 +465,7 @@ impl DiffusionServer {
                 hooks,
                 abort.clone(),
             ))),
-            config::Backend::Cli => Backend::Cli(CliBackend::new(
+            config::Backend::Cli => Backend::Cli(Box::new(CliBackend::new(
                 program,
                 files,
                 ProcessOptions {
@@ -477,7 +477,7 @@ impl DiffusionServer {
                 job_stall,
                 log.clone(),
                 hooks,
-            )),
+            ))),
         });
         *lock(&self.shared.backend) = Some(backend.clone());
         if abort.is_cancelled() {
@@ -613,9 +613,7 @@ impl DiffusionServer {
                     Value::Object(m) => m,
                     _ => Default::default(),
                 };
-                details
-                    .entry("code")
-                    .or_insert_with(|| json!(e.code));
+                details.entry("code").or_insert_with(|| json!(e.code));
                 details.insert("generationId".into(), json!(id));
                 Err(Error::Server {
                     message: e.message,

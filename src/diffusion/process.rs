@@ -61,7 +61,9 @@ pub fn signal_name_of(s: i32) -> Option<&'static str> {
         "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
         "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM",
     ];
-    usize::try_from(s - 1).ok().and_then(|i| NAMES.get(i).copied())
+    usize::try_from(s - 1)
+        .ok()
+        .and_then(|i| NAMES.get(i).copied())
 }
 
 pub const STDERR_TAIL: usize = 20;
