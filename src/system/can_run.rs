@@ -276,6 +276,14 @@ impl ModelNeeds {
     }
 }
 
+/// KV cache bytes per token of `model` (a `ModelInfo`) for the given cache types (f16 by default).
+pub fn kv_bytes_per_token(model: &Value, k: Option<String>, v: Option<String>) -> Result<f64> {
+    let needs = ModelNeeds::from_json(model)?;
+    let k = cache_type(k.map(Value::String).as_ref(), "cacheTypeK")?;
+    let v = cache_type(v.map(Value::String).as_ref(), "cacheTypeV")?;
+    Ok(needs.kv_bytes_per_token(k.as_deref(), v.as_deref()))
+}
+
 /// Sum of `size` over a components map or shards list; `None` when there is nothing to add.
 fn part_sizes(parts: Option<&Value>) -> Option<f64> {
     let sizes: Vec<f64> = match parts? {
