@@ -32,7 +32,6 @@ export interface ArtifactProvenance {
   licenseUrl?: string;
   lastCheckedOn?: string;
   note?: string;
-  [key: string]: unknown;
 }
 
 export interface ModelSource {
@@ -116,7 +115,8 @@ export interface ModelInfo {
   ggufMetadata?: GGUFMetadata;
   components?: DiffusionModelComponents;
   shards?: ShardInfo[];
-  [key: string]: unknown;
+  // Fields this library does not know are kept on disk when it rewrites a record, but are not
+  // typed: an index signature here would refuse genai-electron's own ModelInfo values.
 }
 
 /** The third argument of `onProgress`. */
@@ -774,7 +774,10 @@ export interface InsufficientResourcesDetails {
   parallelRequests?: number;
 }
 export declare class InsufficientResourcesError extends GenaiElectronError {
-  constructor(message: string, details?: { required?: unknown; available?: unknown; suggestion?: string; [k: string]: unknown });
+  constructor(
+    message: string,
+    details?: InsufficientResourcesDetails | { required?: unknown; available?: unknown; suggestion?: string; [k: string]: unknown },
+  );
   /**
    * `required`/`available` are texts for a model that does not fit in memory, byte counts for a
    * download that does not fit on disk, and absent when the disk filled up during a transfer.
