@@ -71,8 +71,10 @@ pub struct ModelNeeds {
     pub layer_count: f64,
     /// The record has GGUF metadata with an architecture and a block count: the KV floor applies.
     pub has_kv_metadata: bool,
-    /// KV heads × head dimension (elements per layer and token, for K or for V).
-    pub kv_width: f64,
+    /// KV heads per layer (the mean for per-layer arrays).
+    pub kv_heads: f64,
+    /// Elements per KV head.
+    pub head_dim: f64,
     /// MoE expert weights in bytes (measured, or estimated from the parameter count).
     pub expert_bytes: Option<f64>,
 }
@@ -264,7 +266,8 @@ impl ModelNeeds {
             size,
             layer_count,
             has_kv_metadata: arch.is_some() && block_count.is_some(),
-            kv_width: kv_heads * head_dim,
+            kv_heads,
+            head_dim,
             expert_bytes,
         })
     }
@@ -272,7 +275,8 @@ impl ModelNeeds {
     /// KV cache bytes per token of context.
     fn kv_bytes_per_token(&self, k: Option<&str>, v: Option<&str>) -> f64 {
         let per = |t: Option<&str>| kv_bytes_per_element(t.unwrap_or("f16")).unwrap_or(2.0);
-        self.layer_count * self.kv_width * (per(k) + per(v))
+        // genai-electron's order of operations, so the figures in messages match to the digit.
+        self.layer_count * self.kv_heads * self.head_dim * (per(k) + per(v))
     }
 }
 
@@ -453,11 +457,20 @@ fn resolved_placement(
     CanRunResult::yes()
 }
 
-/// Bytes as GiB with one decimal, rounding halves up like JavaScript's `toFixed(1)` (Rust's
-/// `{:.1}` rounds them to even), so messages match genai-electron's digit for digit.
+/// Bytes as GiB with one decimal exactly as JavaScript's `toFixed(1)` prints it, so messages
+/// match genai-electron's digit for digit: the nearest decimal of the double's exact value, and
+/// on an exact tie the larger one (Rust's `{:.1}` picks the even one on ties).
 pub fn gb_1dp(bytes: f64) -> String {
-    // `f64::round` rounds halves away from zero, which is up for these non-negative values.
-    format!("{:.1}", (bytes / GIB * 10.0).round() / 10.0)
+    let x = bytes / GIB;
+    // Enough digits to hold the exact expansion of any double in the range messages use.
+    let exact = format!("{x:.80}");
+    let cut = exact.find('.').map_or(exact.len(), |i| i + 2);
+    let (head, rest) = exact.split_at(cut);
+    if x >= 0.0 && rest.starts_with('5') && rest[1..].bytes().all(|b| b == b'0') {
+        let tenths: u64 = head.replace('.', "").parse().unwrap_or(0) + 1;
+        return format!("{}.{}", tenths / 10, tenths % 10);
+    }
+    format!("{x:.1}")
 }
 
 #[cfg(test)]
@@ -645,7 +658,7 @@ mod tests {
             }
         }))
         .unwrap();
-        assert_eq!(arrays.kv_width, 8.0 * 256.0);
+        assert_eq!((arrays.kv_heads, arrays.head_dim), (8.0, 256.0));
     }
 
     #[test]
@@ -748,5 +761,9 @@ mod tests {
         assert_eq!(gb_1dp(2.24 * G as f64), "2.2");
         assert_eq!(gb_1dp(0.0), "0.0");
         assert_eq!(gb_1dp(7.0 * 1.2 * G as f64), "8.4");
+        // 44.65 is not a tie as a double (44.6499...): JavaScript prints 44.6.
+        assert_eq!(gb_1dp(44.65 * G as f64), "44.6");
+        assert_eq!(gb_1dp(0.05 * G as f64), "0.1");
+        assert_eq!(gb_1dp(9.95 * G as f64), "9.9");
     }
 }
