@@ -5,8 +5,9 @@
 //! `[key, value]` pairs in file order (JS builds the object; a repeated key keeps the last value,
 //! as in genai-electron).
 
+use super::metadata::to_json;
 use super::reader::{GgufHeader, Value};
-use serde_json::{json, Number, Value as Json};
+use serde_json::{json, Value as Json};
 
 /// The tag the JS side turns into a BigInt.
 pub const BIGINT_TAG: &str = "$bigint";
@@ -15,28 +16,27 @@ fn big(v: impl ToString) -> Json {
     json!({ BIGINT_TAG: v.to_string() })
 }
 
-fn float(f: f64) -> Json {
-    // NaN and infinities have no JSON form; the JS side maps the tag back.
-    Number::from_f64(f)
-        .map(Json::Number)
-        .unwrap_or_else(|| json!({ "$float": f.to_string() }))
+/// A non-finite float has no JSON form: it travels as the text JavaScript's `Number()` reads.
+fn non_finite(f: f64) -> Json {
+    let text = if f.is_nan() {
+        "NaN"
+    } else if f > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    };
+    json!({ "$float": text })
 }
 
+/// 64-bit integers tagged, non-finite floats tagged, everything else as `raw`'s JSON.
 fn value(v: &Value) -> Json {
     match v {
-        Value::U8(x) => json!(x),
-        Value::I8(x) => json!(x),
-        Value::U16(x) => json!(x),
-        Value::I16(x) => json!(x),
-        Value::U32(x) => json!(x),
-        Value::I32(x) => json!(x),
         Value::U64(x) => big(x),
         Value::I64(x) => big(x),
-        Value::F32(x) => float(*x as f64),
-        Value::F64(x) => float(*x),
-        Value::Bool(x) => json!(x),
-        Value::String(s) => json!(s),
+        Value::F32(x) if !x.is_finite() => non_finite(*x as f64),
+        Value::F64(x) if !x.is_finite() => non_finite(*x),
         Value::Array(items) => Json::Array(items.iter().map(value).collect()),
+        other => to_json(other),
     }
 }
 
@@ -80,6 +80,7 @@ mod tests {
                     Value::Array(vec![Value::I32(8), Value::I32(4)]),
                 ),
                 ("llama.rope.freq_base", Value::F32(10000.0)),
+                ("x.inf", Value::F64(f64::NEG_INFINITY)),
             ],
             &[TensorInfo {
                 name: "t".into(),
@@ -106,7 +107,8 @@ mod tests {
                 "llama.context_length",
                 "llama.block_count",
                 "llama.attention.head_count",
-                "llama.rope.freq_base"
+                "llama.rope.freq_base",
+                "x.inf"
             ]
         );
         assert_eq!(raw["metadata"][1][1], json!({ "$bigint": "1" }));
@@ -116,6 +118,8 @@ mod tests {
         );
         assert_eq!(raw["metadata"][5][1], json!(2));
         assert_eq!(raw["metadata"][6][1], json!([8, 4]));
+        assert_eq!(raw["metadata"][7][1], json!(10000.0));
+        assert_eq!(raw["metadata"][8][1], json!({ "$float": "-Infinity" }));
         let t = &raw["tensorInfos"][0];
         assert_eq!(t["n_dims"], 2);
         assert_eq!(t["shape"], json!([{ "$bigint": "4" }, { "$bigint": "2" }]));
