@@ -788,7 +788,15 @@ export interface DiffusionCrashEvent {
 }
 
 export declare class DiffusionServerManager extends EventEmitter {
-  constructor(modelManager?: ModelManager, systemInfo?: SystemInfo, llamaServer?: unknown);
+  /**
+   * genai-electron's arguments. Only what is used is required of them: `modelManager.getModelInfo`
+   * and `systemInfo.getGPUInfo` (calibration); `llamaServer` is kept for an orchestrator.
+   */
+  constructor(
+    modelManager?: { getModelInfo(id: string): Promise<{ id: string; name: string; type: string }> },
+    systemInfo?: { getGPUInfo(): Promise<{ type?: string; name?: string; vram?: number; vramAvailable?: number }> },
+    llamaServer?: unknown,
+  );
   /** @throws ServerError, ModelNotFoundError, FileSystemError, BinaryError, PortInUseError, InsufficientResourcesError */
   start(config: DiffusionServerConfig): Promise<DiffusionServerInfo>;
   /** Cancels queued and running generations, ends every child process, closes the HTTP API. */

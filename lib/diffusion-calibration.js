@@ -7,33 +7,7 @@
  */
 
 const { ServerError } = require('./errors.js');
-
-/** Until the shared constants carry them: genai-electron 0.26's values. */
-const CALIBRATION_DEFAULTS = Object.freeze({
-  combos: Object.freeze([
-    Object.freeze({ label: 'auto' }),
-    Object.freeze({ label: 'clip-gpu', clipOnCpu: false }),
-    Object.freeze({ label: 'clip-gpu+offload', clipOnCpu: false, offloadToCpu: true }),
-    Object.freeze({ label: 'offload', offloadToCpu: true }),
-    Object.freeze({ label: 'all-resident', clipOnCpu: false, vaeOnCpu: false, offloadToCpu: false }),
-    Object.freeze({ label: 'max-savings', clipOnCpu: true, vaeOnCpu: true, offloadToCpu: true }),
-  ]),
-  samples: 2,
-  seed: 42,
-  prompt: 'a photograph of a lighthouse on a rocky coast at sunset, detailed',
-  tieTolerancePct: 5,
-  sd35LargePattern: /(?:sd|stable[-_.\s]?diffusion)[-_.\s]?3[-_.\s]?5.*?large/i,
-  oomPatterns: Object.freeze([
-    /out of memory/i,
-    /cudaMalloc/i,
-    /CUDA error/i,
-    /ErrorOutOfDeviceMemory/i,
-    /failed to allocate/i,
-    /not enough memory/i,
-  ]),
-  policyVersion: 'diffusion-offload-v2',
-  usageMode: 'single',
-});
+const { DIFFUSION_CALIBRATION_DEFAULTS: CALIBRATION_DEFAULTS } = require('./constants.js');
 
 const VRAM_SAMPLE_INTERVAL_MS = 1000;
 const FLAG_KEYS = ['clipOnCpu', 'vaeOnCpu', 'offloadToCpu', 'diffusionFlashAttention'];
@@ -367,4 +341,4 @@ async function calibrate(config, host) {
   }
 }
 
-module.exports = { calibrate, pickRecommended, CALIBRATION_DEFAULTS };
+module.exports = { calibrate, pickRecommended };
