@@ -44,16 +44,7 @@ const start = (extra = {}) => server.start({ modelId: 'flux-2-klein', port: 'aut
 const image = (extra = {}) => server.generateImage({ prompt: 'a lighthouse', steps: 1, width: 64, height: 64, ...extra });
 
 /** The next `backend-status` event matching `pred`. */
-function nextStatus(pred) {
-  return new Promise((resolve) => {
-    const on = (e) => {
-      if (!pred(e)) return;
-      server.off('backend-status', on);
-      resolve(e);
-    };
-    server.on('backend-status', on);
-  });
-}
+const nextStatus = (pred) => h.nextEvent(server, 'backend-status', pred);
 
 /** A raw request, so Host and Origin can be anything. */
 function raw(port, method, path, headers = {}, body) {

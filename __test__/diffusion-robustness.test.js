@@ -59,16 +59,7 @@ async function until(fn, ms = 10000, what = 'condition') {
 }
 
 /** The next `backend-status` event whose state is `state`. */
-function backendState(state) {
-  return new Promise((resolve) => {
-    const on = (e) => {
-      if (e.state !== state) return;
-      server.off('backend-status', on);
-      resolve(e);
-    };
-    server.on('backend-status', on);
-  });
-}
+const backendState = (state) => h.nextEvent(server, 'backend-status', (e) => e.state === state);
 
 describe('job activity watchdog (jobActivityTimeoutMs)', () => {
   test('a job hung mid-sampling: BACKEND_JOB_STUCK, sd-server released (stuck), the queue goes on', async () => {

@@ -36,18 +36,7 @@ afterEach(async () => {
 });
 
 const start = (extra = {}) => server.start({ modelId: 'flux-2-klein', port: 'auto', binaryPath: env.binaryPath, ...extra });
-
-/** The next `name` event whose payload satisfies `pred`. */
-function nextEvent(emitter, name, pred = () => true) {
-  return new Promise((resolve) => {
-    const on = (e) => {
-      if (!pred(e)) return;
-      emitter.off(name, on);
-      resolve(e);
-    };
-    emitter.on(name, on);
-  });
-}
+const { nextEvent } = h;
 
 describe('lifecycle', () => {
   test('start -> running -> stop with every status and event in order', async () => {
