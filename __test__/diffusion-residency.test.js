@@ -152,6 +152,14 @@ describe('idle release', () => {
     assert.equal(server.getBackendInfo().state, 'ready', 'spawned again on demand');
   });
 
+  test('preload: true spawns during start(); unused, it is released after idleTimeoutMs too', async () => {
+    const info = await start({ preload: true, idleTimeoutMs: 200 });
+    assert.equal(info.backend.state, 'ready');
+    assert.ok(h.processAlive(info.pid));
+    assert.equal((await nextStatus((e) => e.state === 'absent')).reason, 'idle-timeout');
+    assert.deepEqual(events, [...SPAWN, 'stopping:idle-timeout', 'absent:idle-timeout']);
+  });
+
   test('idleTimeoutMs 0 (or non-finite) never releases', async () => {
     for (const idleTimeoutMs of [0, Infinity]) {
       await start({ idleTimeoutMs, jobActivityTimeoutMs: 0 });

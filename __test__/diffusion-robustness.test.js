@@ -140,10 +140,10 @@ describe('job activity watchdog (jobActivityTimeoutMs)', () => {
 
   test('cli backend (older name jobStallTimeoutMs): a hung sd-cli is killed and the job fails', async () => {
     server = new g.DiffusionServerManager();
-    await start({ backend: 'cli', jobStallTimeoutMs: 300 });
+    await start({ backend: 'cli', jobStallTimeoutMs: 1500 });
     process.env.FAKE_SD_HANG = 'step';
     await assert.rejects(server.generateImage({ prompt: 'hangs', steps: 3 }), (e) => {
-      assert.match(e.message, /stable-diffusion\.cpp job made no progress for \d+ ms \(jobActivityTimeoutMs 300\)/);
+      assert.match(e.message, /stable-diffusion\.cpp job made no progress for \d+ ms \(jobActivityTimeoutMs 1500\)/);
       assert.equal(e.details.code, 'BACKEND_JOB_STUCK');
       return true;
     });

@@ -2,7 +2,7 @@
 /**
  * examples/main-process-026.mjs, a main process written as genai-electron 0.26's documentation
  * shows it, runs unchanged against this package: plain Node with an Electron `app` stand-in
- * (fixtures/electron-stub), the fake sd-server, and a downloaded-model record.
+ * (fixtures/electron-stub, the stub genai-electron's reference runs use), the fake sd-server, and a downloaded-model record.
  */
 const { test, before } = require('node:test');
 const assert = require('node:assert/strict');
@@ -28,6 +28,7 @@ function run(extraEnv = {}) {
         env: {
           ...process.env,
           GENAI_ELECTRON_USER_DATA: env.root,
+          STUB_ELECTRON_USER_DATA: env.root,
           GENAI_ELECTRON_SD_BINARY_DIR: h.FAKE_SD_DIR,
           GENAI_ELECTRON_SIMULATE_SYSTEM: h.machine(env.tmp, 24),
           FAKE_SD_STEP_MS: '1',

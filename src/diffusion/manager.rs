@@ -485,6 +485,8 @@ impl DiffusionServer {
         }
         if let (Backend::Server(s), true) = (backend.as_ref(), cfg.preload) {
             s.preload().await?;
+            // A preloaded sd-server nobody uses is released like a warm one.
+            s.arm_idle(cfg.idle_timeout_ms.map(Duration::from_millis));
         }
 
         let jobs = Arc::new(Jobs::new(cfg.max_queue));
