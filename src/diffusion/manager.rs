@@ -136,6 +136,11 @@ impl Shared {
             st.status = s;
             old
         };
+        self.announce(old, s);
+    }
+
+    /// Logs and emits a status change made under the state lock.
+    fn announce(&self, old: Status, s: Status) {
         if old != s {
             self.log(
                 LogLevel::Info,
@@ -323,13 +328,35 @@ impl DiffusionServer {
             // spawn watches the same flag and kills the child before returning.
             _ = abort.cancelled(), if !cfg.preload || cfg.backend == config::Backend::Cli => Err(aborted()),
         };
+        // `running` is committed under the state lock, where `begin_stop` reads the status: a
+        // stop() called while this start was still `starting` has cancelled `abort` by then, so
+        // it aborts this start however far the start got.
         let result = match result {
-            Ok(r) if abort.is_cancelled() => {
-                r.0.http_stop.cancel();
-                r.0.backend.shutdown().await;
-                r.0.worker.abort();
-                r.0.cleanup.abort();
-                Err(aborted())
+            Ok(r) => {
+                let committed = {
+                    let mut st = lock(&self.shared.state);
+                    let ok = !abort.is_cancelled();
+                    if ok {
+                        st.status = Status::Running;
+                        st.port = r.1;
+                        st.accepting = true;
+                        st.started_at = Some(
+                            chrono::Utc::now()
+                                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                                .to_string(),
+                        );
+                    }
+                    ok
+                };
+                if committed {
+                    Ok(r)
+                } else {
+                    r.0.http_stop.cancel();
+                    r.0.backend.shutdown().await;
+                    r.0.worker.abort();
+                    r.0.cleanup.abort();
+                    Err(aborted())
+                }
             }
             other => other,
         };
@@ -338,17 +365,7 @@ impl DiffusionServer {
             Ok(running) => {
                 let port = running.1;
                 *lifecycle = Some(running.0);
-                {
-                    let mut st = lock(&self.shared.state);
-                    st.port = port;
-                    st.accepting = true;
-                    st.started_at = Some(
-                        chrono::Utc::now()
-                            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-                            .to_string(),
-                    );
-                }
-                self.shared.set_status(Status::Running);
+                self.shared.announce(Status::Starting, Status::Running);
                 self.shared.log(
                     LogLevel::Info,
                     &format!("Diffusion server running on http://{}:{port}", cfg.host),
@@ -535,7 +552,10 @@ impl DiffusionServer {
     /// The synchronous part of a stop: aborts a start in progress (it notices and unwinds,
     /// releasing the lifecycle lock). False when there is nothing to stop.
     pub fn begin_stop(&self) -> bool {
-        match self.status() {
+        // Under the state lock, so a start cannot commit `running` between the check and the
+        // cancel (see finish_start).
+        let st = lock(&self.shared.state);
+        match st.status {
             Status::Stopped => false,
             Status::Starting => {
                 if let Some(a) = lock(&self.shared.start_abort).as_ref() {
