@@ -209,10 +209,11 @@ describe('releaseBackend', () => {
     process.env.FAKE_SD_HANG = 'load';
     await start();
     const starting = nextStatus((e) => e.state === 'starting');
-    const p = image();
+    // The handler is attached at once: the rejection can land while releaseBackend is awaited.
+    const p = assert.rejects(image(), (e) => e.details.code === 'BACKEND_RELEASED_DURING_START');
     await starting;
     await server.releaseBackend({ reason: 'explicit' });
-    await assert.rejects(p, (e) => e.details.code === 'BACKEND_RELEASED_DURING_START');
+    await p;
     assert.deepEqual(events, ['starting:spawned', 'absent:start-failed']);
   });
 
