@@ -7,7 +7,9 @@ pub mod download;
 pub mod error;
 pub mod gguf;
 pub mod http;
+pub mod llama;
 pub mod storage;
+pub mod supervisor;
 pub mod system;
 
 mod api;

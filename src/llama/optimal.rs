@@ -1,0 +1,409 @@
+//! `systemInfo.getOptimalConfig(modelInfo, hints)`: genai-electron 0.26's sizing of a
+//! llama-server start (threads, slots, context, GPU layers, automatic CPU-resident MoE experts and
+//! q8_0 KV quantisation) from free VRAM, available RAM and the GGUF header, with 0.26's constants
+//! and fallbacks, so the same machine gets the same flags as before the switch.
+
+use serde_json::{json, Map, Value};
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+/// 0.26's `KV_SIZING`.
+const FLOOR_CONTEXT_TOKENS: f64 = 4096.0;
+const COMPUTE_BUFFER_BYTES: f64 = GIB;
+const GPU_WEIGHTS_OVERHEAD: f64 = 1.1;
+const CPU_WEIGHTS_OVERHEAD: f64 = 1.2;
+const OS_RAM_MARGIN_BYTES: f64 = 2.0 * GIB;
+const MIN_PARTIAL_RESERVE_BYTES: f64 = 1.5 * GIB;
+const MOE_EXPERT_TOTAL_RAM_FRACTION: f64 = 0.6;
+
+/// What the machine has, as `detect()` and `getMemoryInfo()` report it.
+#[derive(Debug, Clone, Copy)]
+pub struct Machine {
+    pub cores: u32,
+    pub ram_total: f64,
+    pub ram_available: f64,
+    pub gpu_available: bool,
+    pub vram: Option<f64>,
+    pub vram_available: Option<f64>,
+}
+
+fn meta(model: &Value) -> &Value {
+    &model["ggufMetadata"]
+}
+
+fn positive(v: &Value) -> Option<f64> {
+    v.as_f64().filter(|n| *n > 0.0)
+}
+
+/// A number, or the mean of a per-layer array (0.26's `toScalarMean`).
+fn scalar_mean(v: &Value) -> Option<f64> {
+    if let Some(n) = positive(v) {
+        return Some(n);
+    }
+    let arr = v.as_array()?;
+    if arr.is_empty() || !arr.iter().all(Value::is_number) {
+        return None;
+    }
+    let mean = arr.iter().filter_map(Value::as_f64).sum::<f64>() / arr.len() as f64;
+    (mean > 0.0).then_some(mean)
+}
+
+fn raw_field<'a>(model: &'a Value, suffix: &str) -> &'a Value {
+    let m = meta(model);
+    match m["architecture"].as_str() {
+        Some(arch) => &m["raw"][format!("{arch}.{suffix}")],
+        None => &Value::Null,
+    }
+}
+
+fn size(model: &Value) -> f64 {
+    model["size"].as_f64().unwrap_or(0.0)
+}
+
+fn size_gb(model: &Value) -> f64 {
+    size(model) / GIB
+}
+
+pub fn layer_count(model: &Value) -> f64 {
+    positive(&meta(model)["block_count"])
+        .unwrap_or_else(|| (size(model) / (150.0 * 1024.0 * 1024.0)).round().clamp(24.0, 120.0))
+}
+
+pub fn context_length(model: &Value) -> f64 {
+    positive(&meta(model)["context_length"]).unwrap_or(if size_gb(model) >= 30.0 { 8192.0 } else { 4096.0 })
+}
+
+fn head_count(model: &Value) -> f64 {
+    scalar_mean(&meta(model)["attention_head_count"]).unwrap_or_else(|| {
+        let gb = size_gb(model);
+        if gb >= 60.0 {
+            64.0
+        } else if gb >= 25.0 {
+            52.0
+        } else if gb >= 10.0 {
+            40.0
+        } else {
+            32.0
+        }
+    })
+}
+
+fn kv_head_count(model: &Value) -> f64 {
+    scalar_mean(&meta(model)["attention_head_count_kv"])
+        .or_else(|| scalar_mean(raw_field(model, "attention.head_count_kv")))
+        .unwrap_or_else(|| head_count(model))
+}
+
+fn embedding_length(model: &Value) -> f64 {
+    positive(&meta(model)["embedding_length"]).unwrap_or_else(|| {
+        let gb = size_gb(model);
+        if gb >= 60.0 {
+            8192.0
+        } else if gb >= 25.0 {
+            6656.0
+        } else if gb >= 10.0 {
+            5120.0
+        } else {
+            4096.0
+        }
+    })
+}
+
+fn head_dimension(model: &Value) -> f64 {
+    scalar_mean(&meta(model)["attention_key_length"])
+        .or_else(|| scalar_mean(raw_field(model, "attention.key_length")))
+        .unwrap_or_else(|| (embedding_length(model) / head_count(model)).round())
+}
+
+/// Bytes per element of each KV cache type (0.26's `KV_CACHE_BYTES_PER_ELEMENT`).
+pub fn kv_bytes_per_element(t: &str) -> f64 {
+    match t {
+        "q8_0" => 34.0 / 32.0,
+        "q5_0" => 22.0 / 32.0,
+        "q5_1" => 24.0 / 32.0,
+        "q4_0" | "iq4_nl" => 18.0 / 32.0,
+        "q4_1" => 20.0 / 32.0,
+        "f32" => 4.0,
+        _ => 2.0,
+    }
+}
+
+/// `estimateKVBytesPerToken`: layers × KV heads × head dimension × (K + V bytes).
+pub fn kv_bytes_per_token(model: &Value, k: &str, v: &str) -> f64 {
+    layer_count(model)
+        * kv_head_count(model)
+        * head_dimension(model)
+        * (kv_bytes_per_element(k) + kv_bytes_per_element(v))
+}
+
+/// `floorContextToGranularity`: 128-token steps up to 2048, then 256, 512, 1024, 2048, 4096.
+pub fn floor_context(tokens: f64) -> f64 {
+    let ladder = [
+        (2048.0, 128.0),
+        (4096.0, 256.0),
+        (8192.0, 512.0),
+        (16384.0, 1024.0),
+        (32768.0, 2048.0),
+        (f64::INFINITY, 4096.0),
+    ];
+    for (upper, step) in ladder {
+        if tokens <= upper {
+            return (tokens / step).floor() * step;
+        }
+    }
+    tokens.floor()
+}
+
+fn expert_count(model: &Value) -> f64 {
+    positive(&meta(model)["expert_count"])
+        .or_else(|| positive(raw_field(model, "expert_count")))
+        .unwrap_or(0.0)
+}
+
+/// Measured expert weight bytes, else an estimate from the expert shape and parameter count.
+pub fn expert_weights_bytes(model: &Value) -> Option<f64> {
+    let m = meta(model);
+    if let Some(b) = positive(&m["expert_weights_bytes"]) {
+        return Some(b);
+    }
+    let count = expert_count(model);
+    if count <= 0.0 {
+        return None;
+    }
+    let ff = positive(&m["expert_feed_forward_length"])
+        .or_else(|| positive(raw_field(model, "expert_feed_forward_length")))?;
+    let total = positive(&m["raw"]["general.parameter_count"])?;
+    let params = 3.0 * embedding_length(model) * ff * count * layer_count(model);
+    let fraction = (params / total).min(0.95);
+    (fraction > 0.0).then(|| (size(model) * fraction).round())
+}
+
+/// `getRecommendedThreads`.
+pub fn recommended_threads(cores: u32) -> u32 {
+    match cores {
+        0..=2 => cores,
+        3..=8 => cores - 1,
+        9..=16 => cores - 2,
+        _ => (cores as f64 * 0.85).floor() as u32,
+    }
+}
+
+/// `calculateGPULayers` (the fallback without GGUF metadata).
+fn gpu_layers_by_size(total_layers: f64, vram: f64, model_size: f64) -> f64 {
+    if vram == 0.0 || model_size >= vram {
+        return 0.0;
+    }
+    let per_layer = model_size / total_layers;
+    let usable = (vram - 2.0 * GIB).max(0.0);
+    (usable / per_layer).floor().min(total_layers)
+}
+
+fn hint_f64(h: &Map<String, Value>, k: &str) -> Option<f64> {
+    h.get(k).and_then(Value::as_f64)
+}
+
+fn hint_str<'a>(h: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
+    h.get(k).and_then(Value::as_str)
+}
+
+/// The configuration 0.26 would pick for `model` on `machine` given `hints` (the fields of a
+/// `LlamaServerConfig` the caller pins). Returns a `Partial<LlamaServerConfig>` object.
+pub fn optimal_config(model: &Value, hints: &Value, machine: &Machine) -> Value {
+    let empty = Map::new();
+    let h = hints.as_object().unwrap_or(&empty);
+    let mut out = Map::new();
+    out.insert("threads".into(), json!(recommended_threads(machine.cores)));
+    out.insert(
+        "parallelRequests".into(),
+        h.get("parallelRequests").filter(|v| !v.is_null()).cloned().unwrap_or(json!(1)),
+    );
+    let model_ctx = context_length(model);
+    let total_layers = layer_count(model);
+    let has_vram = machine.gpu_available && machine.vram.is_some_and(|v| v > 0.0);
+    let m = meta(model);
+    let has_gguf = m["architecture"].as_str().is_some_and(|s| !s.is_empty());
+    let num = |v: f64| json!(v as i64);
+
+    if !has_gguf || positive(&m["block_count"]).is_none() {
+        let ctx = hint_f64(h, "contextSize").unwrap_or(model_ctx.min(FLOOR_CONTEXT_TOKENS));
+        out.insert("contextSize".into(), num(ctx));
+        let layers = hint_f64(h, "gpuLayers").unwrap_or(if has_vram {
+            gpu_layers_by_size(total_layers, machine.vram.unwrap_or(0.0), size(model))
+        } else {
+            0.0
+        });
+        out.insert("gpuLayers".into(), num(layers));
+        return Value::Object(out);
+    }
+
+    let clamp_ctx = |tokens: f64| FLOOR_CONTEXT_TOKENS.max(model_ctx.min(floor_context(tokens)));
+    let model_size = size(model);
+    let expert_bytes = expert_weights_bytes(model);
+    let moe_hinted = h.get("cpuMoe") == Some(&Value::Bool(true)) || hint_str(h, "overrideTensors") == Some("exps=CPU");
+    let n_cpu_moe_hint = hint_f64(h, "nCpuMoe").filter(|n| *n > 0.0).map(|n| n.min(total_layers)).unwrap_or(0.0);
+    let custom_override = h.get("overrideTensors").is_some_and(|v| !v.is_null()) && hint_str(h, "overrideTensors") != Some("exps=CPU");
+    let mut cpu_expert_bytes = 0.0;
+    if let Some(eb) = expert_bytes.filter(|b| *b > 0.0 && !custom_override) {
+        if moe_hinted {
+            cpu_expert_bytes = eb;
+        } else if n_cpu_moe_hint > 0.0 {
+            cpu_expert_bytes = eb * (n_cpu_moe_hint / total_layers);
+        }
+    }
+    let mut weights_gpu = (model_size - cpu_expert_bytes) * GPU_WEIGHTS_OVERHEAD;
+    let mut recommend_cpu_moe = false;
+    let vram_budget = if has_vram {
+        (machine.vram_available.or(machine.vram).unwrap_or(0.0) - COMPUTE_BUFFER_BYTES).max(0.0)
+    } else {
+        0.0
+    };
+    let cpu_context = |bpt: f64| {
+        clamp_ctx((machine.ram_available - model_size * CPU_WEIGHTS_OVERHEAD - OS_RAM_MARGIN_BYTES) / bpt)
+    };
+    let given = |k: &str| h.get(k).is_some_and(|v| !v.is_null());
+    let pinned_cache = given("cacheTypeK") || given("cacheTypeV");
+    let fa_off = hint_str(h, "flashAttention") == Some("off") || h.get("flashAttention") == Some(&Value::Bool(false));
+    let mut cache_k = hint_str(h, "cacheTypeK").unwrap_or("f16").to_string();
+    let mut cache_v = hint_str(h, "cacheTypeV").unwrap_or("f16").to_string();
+    let mut auto_quantized = false;
+    if !pinned_cache && !fa_off && has_vram && vram_budget > 0.0 {
+        let bpt_f16 = kv_bytes_per_token(model, "f16", "f16");
+        if weights_gpu + model_ctx * bpt_f16 > vram_budget {
+            cache_k = "q8_0".into();
+            cache_v = "q8_0".into();
+            auto_quantized = true;
+        }
+    }
+    let bpt = kv_bytes_per_token(model, &cache_k, &cache_v);
+    let hint_layers = hint_f64(h, "gpuLayers");
+    let pinned_ctx = hint_f64(h, "contextSize");
+    let (gpu_layers, context) = if has_vram && vram_budget > 0.0 {
+        let required_kv = pinned_ctx.unwrap_or(FLOOR_CONTEXT_TOKENS) * bpt;
+        let mut full_fits = weights_gpu + required_kv <= vram_budget;
+        let measured = positive(&m["expert_weights_bytes"]);
+        if !full_fits && !given("cpuMoe") && !given("nCpuMoe") && !given("overrideTensors") && hint_layers.is_none() {
+            if let Some(eb) = measured {
+                let trunk = (model_size - eb) * GPU_WEIGHTS_OVERHEAD;
+                if trunk + required_kv <= vram_budget && eb <= machine.ram_total * MOE_EXPERT_TOTAL_RAM_FRACTION {
+                    recommend_cpu_moe = true;
+                    cpu_expert_bytes = eb;
+                    weights_gpu = trunk;
+                    full_fits = true;
+                }
+            }
+        }
+        let full = match hint_layers {
+            Some(l) => l >= total_layers,
+            None => full_fits,
+        };
+        if full {
+            (
+                hint_layers.unwrap_or(total_layers),
+                pinned_ctx.unwrap_or_else(|| clamp_ctx((vram_budget - weights_gpu) / bpt)),
+            )
+        } else {
+            let reserve = required_kv.max(MIN_PARTIAL_RESERVE_BYTES);
+            let per_layer = weights_gpu / total_layers;
+            let layers = hint_layers
+                .unwrap_or_else(|| total_layers.min(((vram_budget - reserve) / per_layer).floor().max(0.0)));
+            if layers <= 0.0 {
+                (0.0, pinned_ctx.unwrap_or_else(|| cpu_context(bpt)))
+            } else {
+                let gpu_share = layers / total_layers;
+                let cpu_share = 1.0 - gpu_share;
+                let gpu_kv_budget = (vram_budget - layers * per_layer).max(0.0);
+                let cpu_weights = (model_size - cpu_expert_bytes) * cpu_share + cpu_expert_bytes;
+                let ram_kv_budget =
+                    (machine.ram_available - cpu_weights * CPU_WEIGHTS_OVERHEAD - OS_RAM_MARGIN_BYTES).max(0.0);
+                let by_gpu = if gpu_share > 0.0 { gpu_kv_budget / (bpt * gpu_share) } else { f64::INFINITY };
+                let by_ram = if cpu_share > 0.0 { ram_kv_budget / (bpt * cpu_share) } else { f64::INFINITY };
+                (layers, pinned_ctx.unwrap_or_else(|| clamp_ctx(by_gpu.min(by_ram))))
+            }
+        }
+    } else {
+        (hint_layers.unwrap_or(0.0), pinned_ctx.unwrap_or_else(|| cpu_context(bpt)))
+    };
+    out.insert("contextSize".into(), num(context));
+    out.insert("gpuLayers".into(), num(gpu_layers));
+    if recommend_cpu_moe {
+        out.insert("cpuMoe".into(), json!(true));
+    }
+    if auto_quantized {
+        out.insert("cacheTypeK".into(), json!(cache_k));
+        out.insert("cacheTypeV".into(), json!(cache_v));
+        out.insert("flashAttention".into(), json!("on"));
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An 8B-class GGUF: 32 layers, 8 KV heads of 128, 4.9 GB, trained for 131072 tokens.
+    fn llama8b() -> Value {
+        json!({
+            "size": 4.9 * GIB,
+            "ggufMetadata": {"architecture": "llama", "block_count": 32, "context_length": 131072,
+                "attention_head_count": 32, "attention_head_count_kv": 8, "embedding_length": 4096}
+        })
+    }
+
+    fn machine(ram: f64, vram: Option<f64>) -> Machine {
+        Machine {
+            cores: 8,
+            ram_total: ram * GIB,
+            ram_available: ram * GIB * 0.75,
+            gpu_available: vram.is_some(),
+            vram: vram.map(|v| v * GIB),
+            vram_available: vram.map(|v| v * GIB),
+        }
+    }
+
+    #[test]
+    fn kv_math_and_ladder() {
+        // 32 × 8 × 128 × (2 + 2) = 131072 bytes per token.
+        assert_eq!(kv_bytes_per_token(&llama8b(), "f16", "f16"), 131072.0);
+        assert_eq!(kv_bytes_per_token(&llama8b(), "q8_0", "q8_0"), 32.0 * 8.0 * 128.0 * 34.0 / 16.0);
+        assert_eq!(floor_context(5000.0), 4608.0);
+        assert_eq!(floor_context(40000.0), 36864.0);
+        assert_eq!(floor_context(2000.0), 1920.0);
+        assert_eq!(recommended_threads(8), 7);
+        assert_eq!(recommended_threads(32), 27);
+    }
+
+    #[test]
+    fn gpu_offloads_everything_and_quantizes_kv_when_the_full_context_would_not_fit() {
+        let c = optimal_config(&llama8b(), &json!({}), &machine(32.0, Some(12.0)));
+        assert_eq!(c["gpuLayers"], 32);
+        assert_eq!(c["threads"], 7);
+        assert_eq!(c["parallelRequests"], 1);
+        // 11 GiB budget - 4.9 × 1.1 GiB of weights, at q8_0 since f16 × 131072 would not fit.
+        assert_eq!(c["cacheTypeK"], "q8_0");
+        assert_eq!(c["flashAttention"], "on");
+        let budget = 11.0 * GIB - 4.9 * GIB * 1.1;
+        let expect = floor_context(budget / (32.0 * 8.0 * 128.0 * 34.0 / 16.0));
+        assert_eq!(c["contextSize"].as_f64().unwrap(), expect);
+    }
+
+    #[test]
+    fn no_gpu_sizes_context_from_ram() {
+        let c = optimal_config(&llama8b(), &json!({}), &machine(16.0, None));
+        assert_eq!(c["gpuLayers"], 0);
+        assert!(c.get("cacheTypeK").is_none());
+        let avail = 12.0 * GIB - 4.9 * GIB * 1.2 - 2.0 * GIB;
+        assert_eq!(c["contextSize"].as_f64().unwrap(), floor_context(avail / 131072.0).max(4096.0));
+    }
+
+    #[test]
+    fn hints_are_kept_and_metadata_fallback() {
+        let c = optimal_config(&llama8b(), &json!({"contextSize": 8192, "gpuLayers": 10, "parallelRequests": 2}), &machine(16.0, Some(8.0)));
+        assert_eq!(c["contextSize"], 8192);
+        assert_eq!(c["gpuLayers"], 10);
+        assert_eq!(c["parallelRequests"], 2);
+        let bare = json!({"size": 4.0 * GIB});
+        let c = optimal_config(&bare, &json!({}), &machine(16.0, Some(8.0)));
+        assert_eq!(c["contextSize"], 4096);
+        // 27 layers by size (4 GiB / 150 MiB), (8 - 2) GiB usable at 4/27 GiB per layer.
+        assert_eq!(c["gpuLayers"], 27);
+    }
+}
