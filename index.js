@@ -15,6 +15,13 @@ const { DiffusionServerManager } = require('./lib/diffusion-server.js');
 const binding = require('./binding.js');
 const { PATHS, getModelFilePath, getModelDirectory } = require('./lib/paths.js');
 
+// ---- LLM server (llama.cpp) and the resource orchestrator ----
+const { LlamaServerManager } = require('./lib/llama-server.js');
+const { ResourceOrchestrator } = require('./lib/resource-orchestrator.js');
+
+const llamaServer = new LlamaServerManager();
+// ---- end LLM server ----
+
 /** `fetchLocalGGUFMetadata(path)`: the GGUF header of a local file as `GGUFMetadata`. */
 function fetchLocalGGUFMetadata(filePath) {
   return errors.native(binding.readLocalGgufMetadata(String(filePath)));
@@ -31,6 +38,9 @@ module.exports = {
   diffusionServer: new DiffusionServerManager(),
   DiffusionServerManager,
   fetchLocalGGUFMetadata,
+  llamaServer,
+  LlamaServerManager,
+  ResourceOrchestrator,
   PATHS,
   getModelFilePath,
   getModelDirectory,

@@ -154,36 +154,32 @@ impl NativeLlamaServer {
         };
         let (slot, events) = (self.child.clone(), self.events.clone());
         env.spawn_future(async move {
-            let slot2 = slot.clone();
-            let r = launch(&ls, log, |_| {}).await;
-            let r = match r {
-                Ok((child, launched)) => {
-                    *lock(&slot2) = Some(child.clone());
-                    let ev = events.clone();
-                    tokio::spawn(async move {
-                        let info = child.wait().await;
-                        let report = json!({
-                            "type": "exit",
-                            "launch": launch_id,
-                            "code": info.code,
-                            "signal": info.signal_name(),
-                            "stderr": info.stderr_tail.join("\n"),
-                        });
-                        ev.call_with_return_value(
-                            report.to_string(),
-                            ThreadsafeFunctionCallMode::NonBlocking,
-                            |_, _| Ok(()),
-                        );
+            let (slot2, ev) = (slot.clone(), events.clone());
+            let r = launch(&ls, log, move |child| {
+                *lock(&slot2) = Some(child.clone());
+                tokio::spawn(async move {
+                    let info = child.wait().await;
+                    let report = json!({
+                        "type": "exit",
+                        "launch": launch_id,
+                        "code": info.code,
+                        "signal": info.signal_name(),
+                        "stderr": info.stderr_tail.join("\n"),
                     });
-                    Ok(NativeLaunched {
-                        pid: launched.pid,
-                        load_time_ms: launched.load_time_ms as f64,
-                        effective_context_size: launched.effective_context_size.map(|n| n as f64),
-                        total_slots: launched.total_slots.map(|n| n as f64),
-                    })
-                }
-                Err(e) => Err(e),
-            };
+                    ev.call_with_return_value(
+                        report.to_string(),
+                        ThreadsafeFunctionCallMode::NonBlocking,
+                        |_, _| Ok(()),
+                    );
+                });
+            })
+            .await;
+            let r = r.map(|(_, launched)| NativeLaunched {
+                pid: launched.pid,
+                load_time_ms: launched.load_time_ms as f64,
+                effective_context_size: launched.effective_context_size.map(|n| n as f64),
+                total_slots: launched.total_slots.map(|n| n as f64),
+            });
             flush(&events).await;
             r.napi()
         })
@@ -294,4 +290,22 @@ pub async fn system_optimal_config(
 #[napi(js_name = "supervisorKillAllChildren")]
 pub fn supervisor_kill_all_children() {
     crate::supervisor::kill_all_children();
+}
+
+/// 0.26's `estimateKVBytesPerToken(modelInfo, k, v)` (for the orchestrator's estimate).
+#[napi(js_name = "llamaKvBytesPerToken")]
+pub fn llama_kv_bytes_per_token(model_json: String, k: Option<String>, v: Option<String>) -> napi::Result<f64> {
+    let model = parse_json(&model_json, "modelInfo")?;
+    Ok(crate::llama::optimal::kv_bytes_per_token(
+        &model,
+        k.as_deref().unwrap_or("f16"),
+        v.as_deref().unwrap_or("f16"),
+    ))
+}
+
+/// Expert weight bytes of a MoE GGUF (measured, else estimated), as 0.26 computes them.
+#[napi(js_name = "llamaExpertWeightsBytes")]
+pub fn llama_expert_weights_bytes(model_json: String) -> napi::Result<Option<f64>> {
+    let model = parse_json(&model_json, "modelInfo")?;
+    Ok(crate::llama::optimal::expert_weights_bytes(&model))
 }

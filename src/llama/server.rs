@@ -192,11 +192,12 @@ async fn read_props(client: &reqwest::Client, host: &str, port: u16) -> (Option<
 }
 
 /// Spawns llama-server and resolves once it serves; on any failure nothing is left running.
-/// Every output line goes to `log`; `on_spawn` sees the pid as soon as there is one.
+/// Every output line goes to `log`; `on_spawn` gets the child as soon as it runs (so a stop
+/// during loading can reach it).
 pub async fn launch(
     spec: &LaunchSpec,
     log: Arc<LogFile>,
-    on_spawn: impl FnOnce(u32),
+    on_spawn: impl FnOnce(Arc<Child>),
 ) -> Result<(Arc<Child>, Launched)> {
     let command = Command {
         program: spec.binary.clone(),
@@ -219,7 +220,7 @@ pub async fn launch(
         )
     })?;
     let child = Arc::new(child);
-    on_spawn(child.pid());
+    on_spawn(child.clone());
     let client = crate::http::loopback_client();
     let outcome = wait_ready(
         &child,
