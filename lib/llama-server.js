@@ -557,7 +557,7 @@ class LlamaServerManager extends EventEmitter {
     this._setStatus('stopped');
     this._log('Server stopped');
     this.systemInfo.clearCache();
-    this._safeEmit('stopped');
+    this._safeEmit('stopped', undefined);
     return undefined;
   }
 

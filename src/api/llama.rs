@@ -19,6 +19,7 @@ use napi::{Env, Status};
 use napi_derive::napi;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,6 +65,9 @@ pub struct NativeLlamaServer {
     events: Arc<EventFn>,
     child: Arc<Mutex<Option<Arc<Child>>>>,
     log: Arc<Mutex<Option<Arc<LogFile>>>>,
+    /// Bumped by every launch and stop: a launch whose number changed before its child was
+    /// spawned kills that child at once (a stop can arrive before the spawn happens).
+    epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[napi]
@@ -74,6 +78,7 @@ impl NativeLlamaServer {
             events: Arc::new(callback),
             child: Arc::new(Mutex::new(None)),
             log: Arc::new(Mutex::new(None)),
+            epoch: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
@@ -153,10 +158,19 @@ impl NativeLlamaServer {
             model_path: spec.model_path,
         };
         let (slot, events) = (self.child.clone(), self.events.clone());
+        let epoch = self.epoch.clone();
+        let mine = epoch.fetch_add(1, Ordering::SeqCst) + 1;
         env.spawn_future(async move {
             let (slot2, ev) = (slot.clone(), events.clone());
             let r = launch(&ls, log, move |child| {
-                *lock(&slot2) = Some(child.clone());
+                let mut guard = lock(&slot2);
+                if epoch.load(Ordering::SeqCst) != mine {
+                    // Stopped before the spawn: readiness sees the exit and reports it.
+                    child.kill_now();
+                } else {
+                    *guard = Some(child.clone());
+                }
+                drop(guard);
                 tokio::spawn(async move {
                     let info = child.wait().await;
                     let report = json!({
@@ -189,7 +203,11 @@ impl NativeLlamaServer {
     /// Resolves with how it ended, or null when nothing ran.
     #[napi(ts_return_type = "Promise<any>")]
     pub fn stop<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Value>> {
-        let child = lock(&self.child).take();
+        let child = {
+            let mut guard = lock(&self.child);
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+            guard.take()
+        };
         let events = self.events.clone();
         env.spawn_future(async move {
             let out = match child {
