@@ -56,7 +56,7 @@ function llmRecord(root, { id = 'tiny-llm', size, ctx = 256, blocks = 2, gguf, s
     id,
     name: id,
     type: 'llm',
-    size: size ?? fs.statSync(file).size,
+    size: Math.round(size ?? fs.statSync(file).size),
     path: file,
     downloadedAt: '2026-08-01T10:00:00.000Z',
     source: { type: 'url', url: `https://example.invalid/${id}.gguf` },
