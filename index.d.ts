@@ -644,3 +644,156 @@ export declare class ChecksumError extends GenaiElectronError {
 export declare class BinaryError extends GenaiElectronError {
   constructor(message: string, details?: unknown);
 }
+
+// ---- LLM server (llama.cpp), getOptimalConfig and the resource orchestrator ----
+
+export type KVCacheType = 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'iq4_nl';
+export type FlashAttentionSetting = boolean | 'on' | 'off' | 'auto';
+
+/** genai-electron 0.26's `LlamaServerConfig`; each field becomes the llama-server flag 0.26 passes. */
+export interface LlamaServerConfig {
+  modelId: string;
+  /** Default 8080; `'auto'` picks a free loopback port. */
+  port?: number | 'auto';
+  threads?: number;
+  /** Total context (`-c`); unset: sized by `systemInfo.getOptimalConfig`. */
+  contextSize?: number;
+  /** Checked (positive integers) but not used for sizing: see the README. */
+  minimumContextSize?: number;
+  preferredContextSize?: number;
+  maximumContextSize?: number;
+  gpuLayers?: number;
+  parallelRequests?: number;
+  flashAttention?: FlashAttentionSetting;
+  host?: string;
+  /** Accepted for compatibility; binaries are not validated by a test run. */
+  forceValidation?: boolean;
+  /** Milliseconds to wait for `/health` 200 (default 120000). */
+  startupTimeout?: number;
+  modelAlias?: string;
+  continuousBatching?: boolean;
+  batchSize?: number;
+  useMmap?: boolean;
+  useMlock?: boolean;
+  jinja?: boolean;
+  cacheTypeK?: KVCacheType;
+  cacheTypeV?: KVCacheType;
+  swaFull?: boolean;
+  overrideTensors?: string;
+  cacheRam?: number;
+  cpuMoe?: boolean;
+  nCpuMoe?: number;
+  reasoningFormat?: 'auto' | 'deepseek' | 'deepseek-legacy' | 'none';
+  /** Default `'off'`: this library sizes context and layers; `'on'` leaves both to llama-server. */
+  fit?: 'on' | 'off';
+  occupancyCheck?: 'warn' | 'strict' | 'off';
+  autoRestart?: boolean;
+  maxRestarts?: number;
+  healthCheckInterval?: number;
+  /** llama-server or its folder; else `GENAI_ELECTRON_LLAMA_BINARY_DIR`, else `<userData>/binaries/llama/`. */
+  binaryPath?: string;
+}
+
+export type OptimalConfigHints = Partial<Pick<LlamaServerConfig, 'contextSize' | 'minimumContextSize' | 'preferredContextSize' | 'maximumContextSize' | 'gpuLayers' | 'parallelRequests' | 'flashAttention' | 'cacheTypeK' | 'cacheTypeV' | 'cpuMoe' | 'nCpuMoe' | 'overrideTensors'>>;
+
+export interface LlamaServerInfo {
+  status: ServerStatus;
+  health: HealthStatus;
+  pid?: number;
+  port: number;
+  modelId: string;
+  startedAt?: string;
+  error?: string;
+  loadTimeMs?: number;
+  configuredContextSize?: number;
+  /** `/props` `n_ctx`: per slot. */
+  effectiveContextSize?: number;
+  serverGeneration?: number;
+  effectiveParallelRequests?: number;
+}
+
+export interface LlamaServerReadyState {
+  serverGeneration: number;
+  modelId: string;
+  port: number;
+  configuredContextSize?: number;
+  effectiveContextSize: number;
+  effectiveParallelRequests: number;
+  startedAt: string;
+}
+
+export type LlamaPreStartHook = (ctx: { config: LlamaServerConfig; reason: 'start' | 'auto-restart' }) => Promise<void> | void;
+
+export interface LlamaCrashInfo {
+  /** Exit code, or null when a signal ended it. */
+  code: number | null;
+  /** `'SIGSEGV'`, `'SIGKILL'`, ...; null for an exit code. */
+  signal: string | null;
+  /** The last stderr lines of llama-server. */
+  stderr: string;
+  message: string;
+}
+
+export declare class LlamaServerManager extends EventEmitter {
+  constructor(modelManager?: ModelManager, systemInfo?: SystemInfo);
+  start(config: LlamaServerConfig): Promise<LlamaServerInfo>;
+  stop(): Promise<void>;
+  restart(): Promise<LlamaServerInfo>;
+  getStatus(): ServerStatus;
+  getInfo(): LlamaServerInfo;
+  getPort(): number;
+  getPid(): number | undefined;
+  getConfig(): LlamaServerConfig | undefined;
+  isRunning(): boolean;
+  isStopped(): boolean;
+  isStarting(): boolean;
+  isStopping(): boolean;
+  hasCrashed(): boolean;
+  isHealthy(): Promise<boolean>;
+  getHealthStatus(): Promise<HealthStatus>;
+  getLogs(lines?: number): Promise<string[]>;
+  getStructuredLogs(lines?: number): Promise<LogEntry[]>;
+  clearLogs(): Promise<void>;
+  getLogPath(): string | undefined;
+  registerPreStartHook(hook: LlamaPreStartHook): () => void;
+  /** Always false: LLM calibration is not provided. */
+  isCalibrating(): boolean;
+  /** Not provided: rejects with a ServerError (`details.code: 'NOT_SUPPORTED'`). */
+  calibrate(config?: unknown): Promise<never>;
+  readonly serverGeneration: number;
+  on(event: 'status', listener: (status: ServerStatus, previous: ServerStatus) => void): this;
+  on(event: 'ready', listener: (state: LlamaServerReadyState) => void): this;
+  on(event: 'started' | 'restarted' | 'health-check-ok', listener: (info: LlamaServerInfo) => void): this;
+  on(event: 'stopped', listener: () => void): this;
+  on(event: 'crashed', listener: (crash: LlamaCrashInfo) => void): this;
+  on(event: 'health-check-failed', listener: (e: { consecutiveFailures: number; serverInfo: LlamaServerInfo }) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+export declare const llamaServer: LlamaServerManager;
+
+export interface SystemInfo {
+  /** genai-electron 0.26's llama-server sizing for `modelInfo` on this machine. */
+  getOptimalConfig(modelInfo: Pick<ModelInfo, 'size'> & Partial<ModelInfo>, hints?: OptimalConfigHints): Promise<Partial<LlamaServerConfig>>;
+}
+
+export interface SavedLLMState {
+  config: LlamaServerConfig;
+  wasRunning: boolean;
+  savedAt: Date;
+}
+
+export declare class ResourceOrchestrator {
+  constructor(systemInfo: SystemInfo | undefined, llamaServer: LlamaServerManager, diffusionServer: DiffusionServerManager, modelManager?: ModelManager);
+  orchestrateImageGeneration(config: ImageGenerationConfig): Promise<ImageGenerationResult>;
+  orchestrateBatchGeneration(config: ImageGenerationConfig): Promise<ImageGenerationResult[]>;
+  onDiffusionBackendReleased(reason: string): void;
+  prepareForLLMStart(ctx: { config: LlamaServerConfig }): Promise<void>;
+  offloadLLM(): Promise<void>;
+  reloadLLM(): Promise<void>;
+  clearSavedState(): void;
+  getSavedState(): SavedLLMState | undefined;
+  waitForReload(): Promise<void>;
+  wouldNeedOffload(): Promise<boolean>;
+}
+// ---- end LLM server ----
