@@ -232,6 +232,17 @@ describe('load failures quote llama-server', () => {
   });
 });
 
+describe('context policy', () => {
+  test('minimum/preferred/maximum bound the sized context; an effective context below the minimum is refused', async () => {
+    await start({ preferredContextSize: 1024, parallelRequests: 2 });
+    assert.equal(server.getConfig().contextSize, 2048);
+    await server.stop();
+    // The tiny model is trained for 256 tokens: llama-server caps each slot there.
+    await assert.rejects(start({ minimumContextSize: 512 }), (e) => e.name === 'ServerError' && e.details.reason === 'runtime-below-minimum' && e.details.effectiveContextSize === 256);
+    assert.equal(server.getStatus(), 'stopped');
+  });
+});
+
 describe('port', () => {
   test('a port held by another program is a PortInUseError before spawning', async () => {
     const holder = net.createServer().listen(0, '127.0.0.1');

@@ -410,6 +410,17 @@ class LlamaServerManager extends EventEmitter {
           stderr: early.stderr,
         });
       }
+      const minimum = finalConfig.minimumContextSize;
+      if (minimum !== undefined && launched.effectiveContextSize != null && launched.effectiveContextSize < minimum) {
+        throw new ServerError(`Effective context ${launched.effectiveContextSize} is below the required minimum ${minimum}`, {
+          code: 'CONTEXT_CONSTRAINT',
+          reason: 'runtime-below-minimum',
+          minimumContextSize: minimum,
+          effectiveContextSize: launched.effectiveContextSize,
+          configuredContextSize: finalConfig.contextSize,
+          suggestion: 'Reduce the minimum or parallel request count, or use a model trained for a longer context',
+        });
+      }
       this._pid = launched.pid;
       this._port = port;
       this._loadTimeMs = launched.loadTimeMs;
@@ -498,6 +509,14 @@ class LlamaServerManager extends EventEmitter {
       cacheTypeV: config.cacheTypeV ?? (fit ? undefined : optimal.cacheTypeV),
       cpuMoe: config.cpuMoe ?? (fit ? undefined : optimal.cpuMoe),
     };
+    // The context policy bounds the sized total context (per slot × slots); an explicit
+    // contextSize wins, as in 0.26.
+    if (config.contextSize === undefined && !fit && typeof out.contextSize === 'number') {
+      const slots = out.parallelRequests ?? 1;
+      const upper = Math.min(config.preferredContextSize ?? Infinity, config.maximumContextSize ?? Infinity) * slots;
+      const lower = (config.minimumContextSize ?? 0) * slots;
+      out.contextSize = Math.max(lower, Math.min(out.contextSize, upper));
+    }
     for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
     return out;
   }
