@@ -127,15 +127,18 @@ describe('lifecycle', () => {
 
   test('stop during loading leaves nothing and the start reports the cancel', async () => {
     process.env.FAKE_LLAMA_MODE = 'hang-loading';
+    // A link with a name of its own, so the process check below sees only this test's server.
+    const bin = path.join(fs.mkdtempSync(path.join(env.root, 'hang-')), 'llama-server');
+    fs.symlinkSync(env.binaryPath, bin);
     const spawned = h.loggedArgs(env.argsLog).length;
-    const starting = start();
+    const starting = start({ binaryPath: bin });
     starting.catch(() => undefined);
     // Wait until the fake is spawned (its argv is logged first thing).
     while (h.loggedArgs(env.argsLog).length === spawned) await new Promise((r) => setTimeout(r, 10));
     await server.stop();
     await assert.rejects(starting, (e) => e.name === 'ServerError' && e.details.startupCancelled === true);
     assert.equal(server.getStatus(), 'stopped');
-    const pids = spawnSync('pgrep', ['-f', env.binaryPath]).stdout.toString().trim();
+    const pids = spawnSync('pgrep', ['-f', bin]).stdout.toString().trim();
     assert.equal(pids, '', `no fake llama-server left: ${pids}`);
   });
 });
@@ -257,21 +260,21 @@ describe('port', () => {
     }
   });
 
-  test('a port taken between the check and the bind: the bind failure is a PortInUseError', async () => {
-    const holder = net.createServer();
-    const first = await start();
-    // Another manager on the same port: llama-server's own "couldn't bind" line decides.
-    const other = new g.LlamaServerManager();
-    const port = first.port;
-    await server.stop();
-    holder.listen(port, '127.0.0.1');
+  test("a port taken between the check and the bind: llama-server's own bind failure is a PortInUseError", async () => {
+    const holder = net.createServer().listen(0, '127.0.0.1');
     await once(holder, 'listening');
+    // A wrapper that makes the fake bind the held port (the last --port wins), as if another
+    // program took the port after the check.
+    const bin = path.join(fs.mkdtempSync(path.join(env.root, 'race-')), 'llama-server');
+    fs.writeFileSync(bin, `#!/bin/sh\nexec ${JSON.stringify(env.binaryPath)} "$@" --port ${holder.address().port}\n`, { mode: 0o755 });
     try {
-      const orig = net.createServer;
-      await assert.rejects(other.start({ modelId: 'tiny-llm', port, occupancyCheck: 'off' }), { name: 'PortInUseError' });
+      const t0 = Date.now();
+      await assert.rejects(start({ binaryPath: bin }), { name: 'PortInUseError' });
+      assert.ok(Date.now() - t0 < 10000);
+      assert.equal(server.getStatus(), 'stopped');
+      assert.ok((await server.getLogs(20)).some((l) => l.includes("couldn't bind HTTP server socket")));
     } finally {
       holder.close();
-      await other.stop();
     }
   });
 });

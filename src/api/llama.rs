@@ -86,7 +86,10 @@ impl NativeLlamaServer {
     #[napi]
     pub fn open_log(&self, path: String) {
         let mut l = lock(&self.log);
-        if l.as_ref().map(|f| f.path() != Path::new(&path)).unwrap_or(true) {
+        if l.as_ref()
+            .map(|f| f.path() != Path::new(&path))
+            .unwrap_or(true)
+        {
             *l = Some(Arc::new(LogFile::new(PathBuf::from(path))));
         }
     }
@@ -114,9 +117,11 @@ impl NativeLlamaServer {
     #[napi]
     pub async fn logs(&self, lines: u32) -> napi::Result<Vec<String>> {
         let log = lock(&self.log).clone();
-        Ok(blocking(move || Ok(log.map(|l| l.tail(lines as usize)).unwrap_or_default()))
-            .await
-            .unwrap_or_default())
+        Ok(
+            blocking(move || Ok(log.map(|l| l.tail(lines as usize)).unwrap_or_default()))
+                .await
+                .unwrap_or_default(),
+        )
     }
 
     #[napi]
@@ -249,7 +254,11 @@ pub struct LlamaArgs {
 
 /// The llama-server argument list for a resolved config (port already chosen).
 #[napi(js_name = "llamaBuildArgs")]
-pub fn llama_build_args(config_json: String, model_path: String, port: u32) -> napi::Result<LlamaArgs> {
+pub fn llama_build_args(
+    config_json: String,
+    model_path: String,
+    port: u32,
+) -> napi::Result<LlamaArgs> {
     let v = parse_json(&config_json, "config")?;
     let mut cfg = LlamaConfig::parse(&v).napi()?;
     let forced = cfg.normalize_v_cache().napi()?;
@@ -312,7 +321,11 @@ pub fn supervisor_kill_all_children() {
 
 /// 0.26's `estimateKVBytesPerToken(modelInfo, k, v)` (for the orchestrator's estimate).
 #[napi(js_name = "llamaKvBytesPerToken")]
-pub fn llama_kv_bytes_per_token(model_json: String, k: Option<String>, v: Option<String>) -> napi::Result<f64> {
+pub fn llama_kv_bytes_per_token(
+    model_json: String,
+    k: Option<String>,
+    v: Option<String>,
+) -> napi::Result<f64> {
     let model = parse_json(&model_json, "modelInfo")?;
     Ok(crate::llama::optimal::kv_bytes_per_token(
         &model,

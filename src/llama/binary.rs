@@ -16,11 +16,19 @@ pub fn program_name() -> String {
 
 /// `explicit` is `config.binaryPath`, `env_dir` the environment variable's value, `default_dir`
 /// `<userData>/binaries/llama`.
-pub fn resolve(explicit: Option<&Path>, env_dir: Option<&str>, default_dir: &Path) -> Result<PathBuf> {
+pub fn resolve(
+    explicit: Option<&Path>,
+    env_dir: Option<&str>,
+    default_dir: &Path,
+) -> Result<PathBuf> {
     let name = program_name();
     let mut looked: Vec<String> = Vec::new();
     if let Some(p) = explicit {
-        let candidate = if p.is_dir() { p.join(&name) } else { p.to_path_buf() };
+        let candidate = if p.is_dir() {
+            p.join(&name)
+        } else {
+            p.to_path_buf()
+        };
         if is_executable(&candidate) {
             return Ok(candidate);
         }
@@ -78,14 +86,26 @@ mod tests {
         let e = resolve(None, b.to_str(), &def).unwrap_err();
         assert_eq!(e.code(), "BINARY_ERROR");
         let m = e.to_string();
-        assert!(m.contains(&b.join("llama-server").display().to_string()), "{m}");
-        assert!(m.contains(&def.join("llama-server").display().to_string()), "{m}");
+        assert!(
+            m.contains(&b.join("llama-server").display().to_string()),
+            "{m}"
+        );
+        assert!(
+            m.contains(&def.join("llama-server").display().to_string()),
+            "{m}"
+        );
         exe(&def.join("llama-server"));
         assert_eq!(resolve(None, None, &def).unwrap(), def.join("llama-server"));
         exe(&b.join("llama-server"));
-        assert_eq!(resolve(None, b.to_str(), &def).unwrap(), b.join("llama-server"));
+        assert_eq!(
+            resolve(None, b.to_str(), &def).unwrap(),
+            b.join("llama-server")
+        );
         exe(&a.join("custom"));
-        assert_eq!(resolve(Some(&a.join("custom")), b.to_str(), &def).unwrap(), a.join("custom"));
+        assert_eq!(
+            resolve(Some(&a.join("custom")), b.to_str(), &def).unwrap(),
+            a.join("custom")
+        );
         // An explicit path that misses does not fall back to the others.
         assert!(resolve(Some(&a), b.to_str(), &def).is_err());
     }

@@ -175,7 +175,10 @@ impl LlamaConfig {
         let (port, port_auto) = match given(obj, "port") {
             Some(Value::String(s)) if s == "auto" => (None, true),
             Some(Value::String(s)) => {
-                return Err(invalid("port", format!("must be a number or 'auto', got '{s}'")))
+                return Err(invalid(
+                    "port",
+                    format!("must be a number or 'auto', got '{s}'"),
+                ))
             }
             Some(_) => (int_in(obj, "port", 1, 65535)?.map(|p| p as u16), false),
             None => (None, false),
@@ -267,7 +270,14 @@ impl LlamaConfig {
     /// The argument list, in 0.26's order (`buildLlamaServerArgs`).
     pub fn args(&self, model_path: &str, port: u16) -> Vec<String> {
         let mut a: Vec<String> = vec!["-m".into(), model_path.into()];
-        a.push(if self.jinja == Some(false) { "--no-jinja" } else { "--jinja" }.into());
+        a.push(
+            if self.jinja == Some(false) {
+                "--no-jinja"
+            } else {
+                "--jinja"
+            }
+            .into(),
+        );
         let kv = |a: &mut Vec<String>, flag: &str, v: Option<String>| {
             if let Some(v) = v {
                 a.push(flag.to_string());
@@ -282,7 +292,11 @@ impl LlamaConfig {
         kv(&mut a, "-ngl", self.gpu_layers.map(|n| n.to_string()));
         kv(&mut a, "-np", self.parallel_requests.map(|n| n.to_string()));
         kv(&mut a, "-fa", self.flash_attention.clone());
-        kv(&mut a, "-fit", Some(self.fit.clone().unwrap_or_else(|| "off".into())));
+        kv(
+            &mut a,
+            "-fit",
+            Some(self.fit.clone().unwrap_or_else(|| "off".into())),
+        );
         kv(&mut a, "--cache-type-k", self.cache_type_k.clone());
         kv(&mut a, "--cache-type-v", self.cache_type_v.clone());
         if self.swa_full == Some(true) {
@@ -352,9 +366,15 @@ mod tests {
         let mut c = LlamaConfig::parse(&json!({"modelId": "m", "cacheTypeV": "q4_0"})).unwrap();
         assert!(c.normalize_v_cache().unwrap());
         assert_eq!(c.flash_attention.as_deref(), Some("on"));
-        let mut c = LlamaConfig::parse(&json!({"modelId": "m", "cacheTypeV": "q4_0", "flashAttention": false})).unwrap();
+        let mut c = LlamaConfig::parse(
+            &json!({"modelId": "m", "cacheTypeV": "q4_0", "flashAttention": false}),
+        )
+        .unwrap();
         assert!(msg(c.normalize_v_cache().unwrap_err()).contains("requires flash attention"));
-        let mut c = LlamaConfig::parse(&json!({"modelId": "m", "cacheTypeV": "f16", "flashAttention": "off"})).unwrap();
+        let mut c = LlamaConfig::parse(
+            &json!({"modelId": "m", "cacheTypeV": "f16", "flashAttention": "off"}),
+        )
+        .unwrap();
         assert!(!c.normalize_v_cache().unwrap());
     }
 
@@ -366,11 +386,20 @@ mod tests {
             (json!({"modelId": "m", "port": "8080"}), "port"),
             (json!({"modelId": "m", "threads": 1.5}), "threads"),
             (json!({"modelId": "m", "gpuLayers": -1}), "gpuLayers"),
-            (json!({"modelId": "m", "flashAttention": "maybe"}), "flashAttention"),
+            (
+                json!({"modelId": "m", "flashAttention": "maybe"}),
+                "flashAttention",
+            ),
             (json!({"modelId": "m", "cacheTypeK": "q9_9"}), "cacheTypeK"),
             (json!({"modelId": "m", "fit": true}), "fit"),
-            (json!({"modelId": "m", "contextSize": "4096"}), "contextSize"),
-            (json!({"modelId": "m", "minimumContextSize": 0}), "minimumContextSize"),
+            (
+                json!({"modelId": "m", "contextSize": "4096"}),
+                "contextSize",
+            ),
+            (
+                json!({"modelId": "m", "minimumContextSize": 0}),
+                "minimumContextSize",
+            ),
             (json!({"modelId": "m", "host": "a b"}), "host"),
         ];
         for (cfg, field) in cases {

@@ -64,12 +64,19 @@ fn size_gb(model: &Value) -> f64 {
 }
 
 pub fn layer_count(model: &Value) -> f64 {
-    positive(&meta(model)["block_count"])
-        .unwrap_or_else(|| (size(model) / (150.0 * 1024.0 * 1024.0)).round().clamp(24.0, 120.0))
+    positive(&meta(model)["block_count"]).unwrap_or_else(|| {
+        (size(model) / (150.0 * 1024.0 * 1024.0))
+            .round()
+            .clamp(24.0, 120.0)
+    })
 }
 
 pub fn context_length(model: &Value) -> f64 {
-    positive(&meta(model)["context_length"]).unwrap_or(if size_gb(model) >= 30.0 { 8192.0 } else { 4096.0 })
+    positive(&meta(model)["context_length"]).unwrap_or(if size_gb(model) >= 30.0 {
+        8192.0
+    } else {
+        4096.0
+    })
 }
 
 fn head_count(model: &Value) -> f64 {
@@ -214,7 +221,10 @@ pub fn optimal_config(model: &Value, hints: &Value, machine: &Machine) -> Value 
     out.insert("threads".into(), json!(recommended_threads(machine.cores)));
     out.insert(
         "parallelRequests".into(),
-        h.get("parallelRequests").filter(|v| !v.is_null()).cloned().unwrap_or(json!(1)),
+        h.get("parallelRequests")
+            .filter(|v| !v.is_null())
+            .cloned()
+            .unwrap_or(json!(1)),
     );
     let model_ctx = context_length(model);
     let total_layers = layer_count(model);
@@ -238,9 +248,14 @@ pub fn optimal_config(model: &Value, hints: &Value, machine: &Machine) -> Value 
     let clamp_ctx = |tokens: f64| FLOOR_CONTEXT_TOKENS.max(model_ctx.min(floor_context(tokens)));
     let model_size = size(model);
     let expert_bytes = expert_weights_bytes(model);
-    let moe_hinted = h.get("cpuMoe") == Some(&Value::Bool(true)) || hint_str(h, "overrideTensors") == Some("exps=CPU");
-    let n_cpu_moe_hint = hint_f64(h, "nCpuMoe").filter(|n| *n > 0.0).map(|n| n.min(total_layers)).unwrap_or(0.0);
-    let custom_override = h.get("overrideTensors").is_some_and(|v| !v.is_null()) && hint_str(h, "overrideTensors") != Some("exps=CPU");
+    let moe_hinted = h.get("cpuMoe") == Some(&Value::Bool(true))
+        || hint_str(h, "overrideTensors") == Some("exps=CPU");
+    let n_cpu_moe_hint = hint_f64(h, "nCpuMoe")
+        .filter(|n| *n > 0.0)
+        .map(|n| n.min(total_layers))
+        .unwrap_or(0.0);
+    let custom_override = h.get("overrideTensors").is_some_and(|v| !v.is_null())
+        && hint_str(h, "overrideTensors") != Some("exps=CPU");
     let mut cpu_expert_bytes = 0.0;
     if let Some(eb) = expert_bytes.filter(|b| *b > 0.0 && !custom_override) {
         if moe_hinted {
@@ -257,11 +272,14 @@ pub fn optimal_config(model: &Value, hints: &Value, machine: &Machine) -> Value 
         0.0
     };
     let cpu_context = |bpt: f64| {
-        clamp_ctx((machine.ram_available - model_size * CPU_WEIGHTS_OVERHEAD - OS_RAM_MARGIN_BYTES) / bpt)
+        clamp_ctx(
+            (machine.ram_available - model_size * CPU_WEIGHTS_OVERHEAD - OS_RAM_MARGIN_BYTES) / bpt,
+        )
     };
     let given = |k: &str| h.get(k).is_some_and(|v| !v.is_null());
     let pinned_cache = given("cacheTypeK") || given("cacheTypeV");
-    let fa_off = hint_str(h, "flashAttention") == Some("off") || h.get("flashAttention") == Some(&Value::Bool(false));
+    let fa_off = hint_str(h, "flashAttention") == Some("off")
+        || h.get("flashAttention") == Some(&Value::Bool(false));
     let mut cache_k = hint_str(h, "cacheTypeK").unwrap_or("f16").to_string();
     let mut cache_v = hint_str(h, "cacheTypeV").unwrap_or("f16").to_string();
     let mut auto_quantized = false;
@@ -280,10 +298,17 @@ pub fn optimal_config(model: &Value, hints: &Value, machine: &Machine) -> Value 
         let required_kv = pinned_ctx.unwrap_or(FLOOR_CONTEXT_TOKENS) * bpt;
         let mut full_fits = weights_gpu + required_kv <= vram_budget;
         let measured = positive(&m["expert_weights_bytes"]);
-        if !full_fits && !given("cpuMoe") && !given("nCpuMoe") && !given("overrideTensors") && hint_layers.is_none() {
+        if !full_fits
+            && !given("cpuMoe")
+            && !given("nCpuMoe")
+            && !given("overrideTensors")
+            && hint_layers.is_none()
+        {
             if let Some(eb) = measured {
                 let trunk = (model_size - eb) * GPU_WEIGHTS_OVERHEAD;
-                if trunk + required_kv <= vram_budget && eb <= machine.ram_total * MOE_EXPERT_TOTAL_RAM_FRACTION {
+                if trunk + required_kv <= vram_budget
+                    && eb <= machine.ram_total * MOE_EXPERT_TOTAL_RAM_FRACTION
+                {
                     recommend_cpu_moe = true;
                     cpu_expert_bytes = eb;
                     weights_gpu = trunk;
@@ -303,8 +328,9 @@ pub fn optimal_config(model: &Value, hints: &Value, machine: &Machine) -> Value 
         } else {
             let reserve = required_kv.max(MIN_PARTIAL_RESERVE_BYTES);
             let per_layer = weights_gpu / total_layers;
-            let layers = hint_layers
-                .unwrap_or_else(|| total_layers.min(((vram_budget - reserve) / per_layer).floor().max(0.0)));
+            let layers = hint_layers.unwrap_or_else(|| {
+                total_layers.min(((vram_budget - reserve) / per_layer).floor().max(0.0))
+            });
             if layers <= 0.0 {
                 (0.0, pinned_ctx.unwrap_or_else(|| cpu_context(bpt)))
             } else {
@@ -312,15 +338,31 @@ pub fn optimal_config(model: &Value, hints: &Value, machine: &Machine) -> Value 
                 let cpu_share = 1.0 - gpu_share;
                 let gpu_kv_budget = (vram_budget - layers * per_layer).max(0.0);
                 let cpu_weights = (model_size - cpu_expert_bytes) * cpu_share + cpu_expert_bytes;
-                let ram_kv_budget =
-                    (machine.ram_available - cpu_weights * CPU_WEIGHTS_OVERHEAD - OS_RAM_MARGIN_BYTES).max(0.0);
-                let by_gpu = if gpu_share > 0.0 { gpu_kv_budget / (bpt * gpu_share) } else { f64::INFINITY };
-                let by_ram = if cpu_share > 0.0 { ram_kv_budget / (bpt * cpu_share) } else { f64::INFINITY };
-                (layers, pinned_ctx.unwrap_or_else(|| clamp_ctx(by_gpu.min(by_ram))))
+                let ram_kv_budget = (machine.ram_available
+                    - cpu_weights * CPU_WEIGHTS_OVERHEAD
+                    - OS_RAM_MARGIN_BYTES)
+                    .max(0.0);
+                let by_gpu = if gpu_share > 0.0 {
+                    gpu_kv_budget / (bpt * gpu_share)
+                } else {
+                    f64::INFINITY
+                };
+                let by_ram = if cpu_share > 0.0 {
+                    ram_kv_budget / (bpt * cpu_share)
+                } else {
+                    f64::INFINITY
+                };
+                (
+                    layers,
+                    pinned_ctx.unwrap_or_else(|| clamp_ctx(by_gpu.min(by_ram))),
+                )
             }
         }
     } else {
-        (hint_layers.unwrap_or(0.0), pinned_ctx.unwrap_or_else(|| cpu_context(bpt)))
+        (
+            hint_layers.unwrap_or(0.0),
+            pinned_ctx.unwrap_or_else(|| cpu_context(bpt)),
+        )
     };
     out.insert("contextSize".into(), num(context));
     out.insert("gpuLayers".into(), num(gpu_layers));
@@ -363,7 +405,10 @@ mod tests {
     fn kv_math_and_ladder() {
         // 32 × 8 × 128 × (2 + 2) = 131072 bytes per token.
         assert_eq!(kv_bytes_per_token(&llama8b(), "f16", "f16"), 131072.0);
-        assert_eq!(kv_bytes_per_token(&llama8b(), "q8_0", "q8_0"), 32.0 * 8.0 * 128.0 * 34.0 / 16.0);
+        assert_eq!(
+            kv_bytes_per_token(&llama8b(), "q8_0", "q8_0"),
+            32.0 * 8.0 * 128.0 * 34.0 / 16.0
+        );
         assert_eq!(floor_context(5000.0), 4608.0);
         assert_eq!(floor_context(40000.0), 36864.0);
         assert_eq!(floor_context(2000.0), 1920.0);
@@ -391,12 +436,19 @@ mod tests {
         assert_eq!(c["gpuLayers"], 0);
         assert!(c.get("cacheTypeK").is_none());
         let avail = 12.0 * GIB - 4.9 * GIB * 1.2 - 2.0 * GIB;
-        assert_eq!(c["contextSize"].as_f64().unwrap(), floor_context(avail / 131072.0).max(4096.0));
+        assert_eq!(
+            c["contextSize"].as_f64().unwrap(),
+            floor_context(avail / 131072.0).max(4096.0)
+        );
     }
 
     #[test]
     fn hints_are_kept_and_metadata_fallback() {
-        let c = optimal_config(&llama8b(), &json!({"contextSize": 8192, "gpuLayers": 10, "parallelRequests": 2}), &machine(16.0, Some(8.0)));
+        let c = optimal_config(
+            &llama8b(),
+            &json!({"contextSize": 8192, "gpuLayers": 10, "parallelRequests": 2}),
+            &machine(16.0, Some(8.0)),
+        );
         assert_eq!(c["contextSize"], 8192);
         assert_eq!(c["gpuLayers"], 10);
         assert_eq!(c["parallelRequests"], 2);

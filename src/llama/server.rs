@@ -76,7 +76,8 @@ pub fn classify(line: &str) -> (LogLevel, String) {
     let mut parts = line.splitn(3, ' ');
     let (ts, lvl, rest) = (parts.next(), parts.next(), parts.next());
     if let (Some(ts), Some(lvl), Some(rest)) = (ts, lvl, rest) {
-        let ts_ok = ts.split('.').count() == 4 && ts.chars().all(|c| c.is_ascii_digit() || c == '.');
+        let ts_ok =
+            ts.split('.').count() == 4 && ts.chars().all(|c| c.is_ascii_digit() || c == '.');
         if ts_ok && lvl.len() == 1 {
             let text = rest.to_string();
             let level = match lvl {
@@ -90,49 +91,54 @@ pub fn classify(line: &str) -> (LogLevel, String) {
         }
     }
     let lower = line.to_ascii_lowercase();
-    let level = if lower.starts_with("error") || lower.contains("exception") || lower.contains("fatal") {
-        LogLevel::Error
-    } else if lower.starts_with("warn") {
-        LogLevel::Warn
-    } else {
-        LogLevel::Info
-    };
+    let level =
+        if lower.starts_with("error") || lower.contains("exception") || lower.contains("fatal") {
+            LogLevel::Error
+        } else if lower.starts_with("warn") {
+            LogLevel::Warn
+        } else {
+            LogLevel::Info
+        };
     (level, line.to_string())
 }
 
 /// The error for a llama-server that exited before it was ready, quoting its own lines.
 pub fn startup_failure(info: &ExitInfo, spec: &LaunchSpec) -> Error {
     let tail = &info.stderr_tail;
-    if tail.iter().any(|l| l.contains("couldn't bind HTTP server socket")) {
+    if tail
+        .iter()
+        .any(|l| l.contains("couldn't bind HTTP server socket"))
+    {
         return Error::PortInUse { port: spec.port };
     }
     let first = tail.first().map(String::as_str).unwrap_or("");
-    let (code, quoted): (&str, Vec<String>) =
-        if first.starts_with("error: invalid argument") || first.starts_with("error while handling argument") {
-            ("INVALID_ARGUMENT", vec![first.to_string()])
-        } else {
-            let mut seen: Vec<String> = Vec::new();
-            for l in tail {
-                let (level, text) = classify(l);
-                if level == LogLevel::Error && !seen.contains(&text) {
-                    seen.push(text);
-                }
+    let (code, quoted): (&str, Vec<String>) = if first.starts_with("error: invalid argument")
+        || first.starts_with("error while handling argument")
+    {
+        ("INVALID_ARGUMENT", vec![first.to_string()])
+    } else {
+        let mut seen: Vec<String> = Vec::new();
+        for l in tail {
+            let (level, text) = classify(l);
+            if level == LogLevel::Error && !seen.contains(&text) {
+                seen.push(text);
             }
-            let load = tail.iter().any(|l| {
-                l.contains("exiting due to model loading error") || l.contains("failed to load model")
-            });
-            let code = if load {
-                "MODEL_LOAD_FAILED"
-            } else if info.signal.is_some() {
-                "CRASHED_DURING_STARTUP"
-            } else {
-                "EXITED_DURING_STARTUP"
-            };
-            // The generic closing lines say less than the first ones.
-            seen.retain(|t| !t.contains("exiting due to model loading error"));
-            seen.truncate(4);
-            (code, seen)
+        }
+        let load = tail.iter().any(|l| {
+            l.contains("exiting due to model loading error") || l.contains("failed to load model")
+        });
+        let code = if load {
+            "MODEL_LOAD_FAILED"
+        } else if info.signal.is_some() {
+            "CRASHED_DURING_STARTUP"
+        } else {
+            "EXITED_DURING_STARTUP"
         };
+        // The generic closing lines say less than the first ones.
+        seen.retain(|t| !t.contains("exiting due to model loading error"));
+        seen.truncate(4);
+        (code, seen)
+    };
     let what = if code == "MODEL_LOAD_FAILED" {
         "failed to load the model"
     } else if code == "INVALID_ARGUMENT" {
@@ -170,7 +176,12 @@ pub async fn probe_health(client: &reqwest::Client, host: &str, port: u16) -> Pr
         Ok(r) if r.status().as_u16() == 200 => Probe::Ready,
         Ok(r) => {
             let status = r.status().as_u16();
-            let body: Value = r.bytes().await.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
+            let body: Value = r
+                .bytes()
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or(Value::Null);
             let msg = body["error"]["message"].as_str().unwrap_or("").to_string();
             Probe::NotReady(format!("{status} {msg}").trim().to_string())
         }
@@ -184,7 +195,12 @@ async fn read_props(client: &reqwest::Client, host: &str, port: u16) -> (Option<
     let Ok(r) = client.get(url).timeout(Duration::from_secs(5)).send().await else {
         return (None, None);
     };
-    let body: Value = r.bytes().await.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
+    let body: Value = r
+        .bytes()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
     (
         body["default_generation_settings"]["n_ctx"].as_u64(),
         body["total_slots"].as_u64(),
@@ -293,12 +309,27 @@ mod tests {
         let (l, t) = classify("0.00.003.776 E gguf_init_from_file: failed to open GGUF file 'x'");
         assert_eq!(l, LogLevel::Error);
         assert_eq!(t, "gguf_init_from_file: failed to open GGUF file 'x'");
-        assert_eq!(classify("1.04.394.618 W llama_context: n_ctx_seq").0, LogLevel::Warn);
-        assert_eq!(classify("0.00.024.343 I srv  llama_server: model loaded").0, LogLevel::Info);
-        assert_eq!(classify("0.01.000.000 I slot print_timing: id  3 | task 1 |").0, LogLevel::Debug);
-        assert_eq!(classify("error: invalid argument: --bogus-flag").0, LogLevel::Error);
+        assert_eq!(
+            classify("1.04.394.618 W llama_context: n_ctx_seq").0,
+            LogLevel::Warn
+        );
+        assert_eq!(
+            classify("0.00.024.343 I srv  llama_server: model loaded").0,
+            LogLevel::Info
+        );
+        assert_eq!(
+            classify("0.01.000.000 I slot print_timing: id  3 | task 1 |").0,
+            LogLevel::Debug
+        );
+        assert_eq!(
+            classify("error: invalid argument: --bogus-flag").0,
+            LogLevel::Error
+        );
         assert_eq!(classify("warning: no usable GPU found").0, LogLevel::Warn);
-        assert_eq!(classify("Received second interrupt, terminating immediately.").0, LogLevel::Info);
+        assert_eq!(
+            classify("Received second interrupt, terminating immediately.").0,
+            LogLevel::Info
+        );
     }
 
     #[test]
@@ -320,7 +351,15 @@ mod tests {
 
     #[test]
     fn argument_errors_port_in_use_and_crashes() {
-        let m = startup_failure(&exit(Some(1), None, "error while handling argument \"-c\": stoi\nusage:\n-c,    --ctx-size N"), &spec()).to_string();
+        let m = startup_failure(
+            &exit(
+                Some(1),
+                None,
+                "error while handling argument \"-c\": stoi\nusage:\n-c,    --ctx-size N",
+            ),
+            &spec(),
+        )
+        .to_string();
         assert_eq!(m, "Server error: llama-server refused its arguments (code 1): error while handling argument \"-c\": stoi");
         let e = startup_failure(&exit(Some(1), None, "0.00.002.743 E srv         start: couldn't bind HTTP server socket, hostname: 127.0.0.1, port: 18091\n0.00.002.884 E srv  llama_server: exiting due to HTTP server error"), &spec());
         assert!(matches!(e, Error::PortInUse { port: 18091 }));

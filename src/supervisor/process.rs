@@ -49,8 +49,11 @@ impl ExitInfo {
 
     /// Node's name for the signal (`SIGSEGV`), as `child_process` reports it.
     pub fn signal_name(&self) -> Option<String> {
-        self.signal
-            .map(|s| signal_name(s).map(str::to_string).unwrap_or(format!("SIG{s}")))
+        self.signal.map(|s| {
+            signal_name(s)
+                .map(str::to_string)
+                .unwrap_or(format!("SIG{s}"))
+        })
     }
 }
 
@@ -452,8 +455,14 @@ mod tests {
         let t0 = std::time::Instant::now();
         let info = p
             .stop(&[
-                StopStep { signal: Sig::Term, wait: Duration::from_millis(300) },
-                StopStep { signal: Sig::Term, wait: Duration::from_secs(5) },
+                StopStep {
+                    signal: Sig::Term,
+                    wait: Duration::from_millis(300),
+                },
+                StopStep {
+                    signal: Sig::Term,
+                    wait: Duration::from_secs(5),
+                },
             ])
             .await;
         assert_eq!(info.code, Some(7));

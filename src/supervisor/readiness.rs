@@ -18,7 +18,9 @@ pub enum Readiness {
     Ready,
     Exited(ExitInfo),
     /// The timeout ran out; the last probe answer says what the server was doing.
-    TimedOut { last: String },
+    TimedOut {
+        last: String,
+    },
 }
 
 /// Polls `probe` (first after `first_delay`, then backing off ×1.5 up to `max_delay`) until it
@@ -107,7 +109,8 @@ mod tests {
 
     #[tokio::test]
     async fn early_exit_wins_over_a_long_timeout() {
-        let child = Child::spawn(&sh("echo 'E bad model' >&2; exit 1"), Arc::new(|_, _| {})).unwrap();
+        let child =
+            Child::spawn(&sh("echo 'E bad model' >&2; exit 1"), Arc::new(|_, _| {})).unwrap();
         let t0 = Instant::now();
         let r = wait_ready(
             &child,
