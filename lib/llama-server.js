@@ -80,6 +80,12 @@ async function isServerResponding(port, host, ms = 2000) {
   }
 }
 
+/** The config fields getOptimalConfig takes as hints (0.26 passes the same set). */
+function sizingHints(config) {
+  const keys = ['contextSize', 'gpuLayers', 'parallelRequests', 'flashAttention', 'cacheTypeK', 'cacheTypeV', 'cpuMoe', 'nCpuMoe', 'overrideTensors'];
+  return Object.fromEntries(keys.map((k) => [k, config[k]]));
+}
+
 let exitHookInstalled = false;
 /** A host that exits (even with servers running) takes every child process with it. */
 function installExitHook() {
@@ -486,17 +492,7 @@ class LlamaServerManager extends EventEmitter {
 
   /** 0.26's `autoConfigureIfNeeded`: unset sizing fields come from getOptimalConfig. */
   async _autoConfigure(config, modelInfo) {
-    const optimal = await this.systemInfo.getOptimalConfig(modelInfo, {
-      contextSize: config.contextSize,
-      gpuLayers: config.gpuLayers,
-      parallelRequests: config.parallelRequests,
-      flashAttention: config.flashAttention,
-      cacheTypeK: config.cacheTypeK,
-      cacheTypeV: config.cacheTypeV,
-      cpuMoe: config.cpuMoe,
-      nCpuMoe: config.nCpuMoe,
-      overrideTensors: config.overrideTensors,
-    });
+    const optimal = await this.systemInfo.getOptimalConfig(modelInfo, sizingHints(config));
     const fit = config.fit === 'on';
     const out = {
       ...config,
@@ -671,4 +667,4 @@ class LlamaServerManager extends EventEmitter {
   }
 }
 
-module.exports = { LlamaServerManager, BINARY_DIR_ENV, findFreePort };
+module.exports = { LlamaServerManager, BINARY_DIR_ENV, findFreePort, sizingHints };

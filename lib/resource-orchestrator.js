@@ -11,6 +11,7 @@
 const binding = require('../binding.js');
 const { ServerError } = require('./errors.js');
 const { optimalSizingFields } = require('./system-info.js');
+const { sizingHints } = require('./llama-server.js');
 
 const GIB = 1024 ** 3;
 const DEFAULT_DIFFUSION_BYTES = 6.5 * GIB;
@@ -158,16 +159,8 @@ class ResourceOrchestrator {
 
   async _estimateAutoGpuLayers(modelInfo, config, totalLayers) {
     try {
-      const optimal = await this.systemInfo.getOptimalConfig(modelInfo, {
-        contextSize: config.contextSize,
-        parallelRequests: config.parallelRequests,
-        flashAttention: config.flashAttention,
-        cacheTypeK: config.cacheTypeK,
-        cacheTypeV: config.cacheTypeV,
-        cpuMoe: config.cpuMoe,
-        nCpuMoe: config.nCpuMoe,
-        overrideTensors: config.overrideTensors,
-      });
+      // 0.26 asks with the same hints as a start, less gpuLayers (the very thing it estimates).
+      const optimal = await this.systemInfo.getOptimalConfig(modelInfo, { ...sizingHints(config), gpuLayers: undefined });
       if (typeof optimal.gpuLayers === 'number' && Number.isFinite(optimal.gpuLayers)) return optimal.gpuLayers;
     } catch {
       // fall through to the GPU guess

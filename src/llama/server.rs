@@ -169,20 +169,32 @@ pub fn startup_failure(info: &ExitInfo, spec: &LaunchSpec) -> Error {
     )
 }
 
+/// `GET http://host:port<path>`: the status and the JSON body (null when it is not JSON).
+async fn get_json(
+    client: &reqwest::Client,
+    host: &str,
+    port: u16,
+    path: &str,
+    timeout: Duration,
+) -> reqwest::Result<(u16, Value)> {
+    let url = format!("http://{}:{port}{path}", url_host(host));
+    let r = client.get(url).timeout(timeout).send().await?;
+    let status = r.status().as_u16();
+    let body = r
+        .bytes()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
 /// One `GET /health`: 200 is ready; anything else says what the server is doing.
 pub async fn probe_health(client: &reqwest::Client, host: &str, port: u16) -> Probe {
-    let url = format!("http://{}:{port}/health", url_host(host));
-    match client.get(url).timeout(Duration::from_secs(2)).send().await {
-        Ok(r) if r.status().as_u16() == 200 => Probe::Ready,
-        Ok(r) => {
-            let status = r.status().as_u16();
-            let body: Value = r
-                .bytes()
-                .await
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or(Value::Null);
-            let msg = body["error"]["message"].as_str().unwrap_or("").to_string();
+    match get_json(client, host, port, "/health", Duration::from_secs(2)).await {
+        Ok((200, _)) => Probe::Ready,
+        Ok((status, body)) => {
+            let msg = body["error"]["message"].as_str().unwrap_or("");
             Probe::NotReady(format!("{status} {msg}").trim().to_string())
         }
         Err(e) if e.is_connect() => Probe::NotReady("connection refused".into()),
@@ -191,16 +203,9 @@ pub async fn probe_health(client: &reqwest::Client, host: &str, port: u16) -> Pr
 }
 
 async fn read_props(client: &reqwest::Client, host: &str, port: u16) -> (Option<u64>, Option<u64>) {
-    let url = format!("http://{}:{port}/props", url_host(host));
-    let Ok(r) = client.get(url).timeout(Duration::from_secs(5)).send().await else {
+    let Ok((_, body)) = get_json(client, host, port, "/props", Duration::from_secs(5)).await else {
         return (None, None);
     };
-    let body: Value = r
-        .bytes()
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
     (
         body["default_generation_settings"]["n_ctx"].as_u64(),
         body["total_slots"].as_u64(),
