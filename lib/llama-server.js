@@ -86,6 +86,17 @@ function sizingHints(config) {
   return Object.fromEntries(keys.map((k) => [k, config[k]]));
 }
 
+/**
+ * 0.26 throws `ContextConstraintError` for context-policy violations; the native checks report
+ * them as ServerErrors with `details.code: 'CONTEXT_CONSTRAINT'`.
+ */
+function contextConstraint(error) {
+  const Cls = require('./errors.js').ContextConstraintError;
+  if (!Cls || !(error instanceof ServerError) || !error.details || error.details.code !== 'CONTEXT_CONSTRAINT') return error;
+  const { code: _code, ...details } = error.details;
+  return new Cls(error.message.replace(/^Server error: /, ''), details);
+}
+
 let exitHookInstalled = false;
 /** A host that exits (even with servers running) takes every child process with it. */
 function installExitHook() {
@@ -349,7 +360,11 @@ class LlamaServerManager extends EventEmitter {
     if (config === null || typeof config !== 'object' || Array.isArray(config)) {
       throw new TypeError('start(config): config must be an object');
     }
-    nativeSync(() => binding.llamaValidateConfig(toJson(config)));
+    try {
+      nativeSync(() => binding.llamaValidateConfig(toJson(config)));
+    } catch (error) {
+      throw contextConstraint(error);
+    }
     if (!this._isAutoRestarting) {
       this._restartAttempts = 0;
       this._cancelPendingRestart();
@@ -468,7 +483,7 @@ class LlamaServerManager extends EventEmitter {
       await this._native.stop().catch(() => undefined);
       this._setStatus('stopped');
       this._log(`Failed to start: ${error && error.message ? error.message : String(error)}`, 'error');
-      if (error instanceof GenaiElectronError || error instanceof TypeError) throw error;
+      if (error instanceof GenaiElectronError || error instanceof TypeError) throw contextConstraint(error);
       throw new ServerError(`Failed to start llama-server: ${error && error.message ? error.message : 'Unknown error'}`, {
         error: error && error.message ? error.message : String(error),
       });

@@ -108,6 +108,106 @@ fn one_of(obj: &Map<String, Value>, key: &str, allowed: &[&str]) -> Result<Optio
     }
 }
 
+/// A context-policy violation, with 0.26's `ContextConstraintError` reason (the JS side raises
+/// that class for `details.reason`).
+fn constraint(reason: &str, message: String, extra: Value) -> Error {
+    let mut details =
+        json!({ "code": "CONTEXT_CONSTRAINT", "reason": reason, "stage": "validation" });
+    if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            d.insert(k.clone(), v.clone());
+        }
+    }
+    Error::server(message, details)
+}
+
+/// 0.26's `normalizeContextConstraints` checks: positive integers, min <= preferred <= max, an
+/// explicit contextSize whose per-slot share lies inside [min, max], no `fit: 'on'` without one.
+fn check_context_policy(obj: &Map<String, Value>) -> Result<()> {
+    const SAFE: i64 = 9_007_199_254_740_991;
+    let mut vals = [None, None, None];
+    for (i, (key, reason)) in [
+        ("minimumContextSize", "invalid-minimum"),
+        ("preferredContextSize", "invalid-preferred"),
+        ("maximumContextSize", "invalid-maximum"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        vals[i] = int_in(obj, key, 1, SAFE).map_err(|_| {
+            constraint(
+                reason,
+                format!("{key} must be a positive safe integer"),
+                json!({ *key: obj.get(*key) }),
+            )
+        })?;
+    }
+    let [min, pref, max] = vals;
+    if min.is_none() && pref.is_none() && max.is_none() {
+        return Ok(());
+    }
+    let bounds = json!({ "minimumContextSize": min, "preferredContextSize": pref, "maximumContextSize": max });
+    for (a, b, an, bn, reason) in [
+        (
+            min,
+            pref,
+            "minimumContextSize",
+            "preferredContextSize",
+            "minimum-exceeds-preferred",
+        ),
+        (
+            pref,
+            max,
+            "preferredContextSize",
+            "maximumContextSize",
+            "preferred-exceeds-maximum",
+        ),
+        (
+            min,
+            max,
+            "minimumContextSize",
+            "maximumContextSize",
+            "minimum-exceeds-maximum",
+        ),
+    ] {
+        if let (Some(a), Some(b)) = (a, b) {
+            if a > b {
+                return Err(constraint(
+                    reason,
+                    format!("{an} cannot be greater than {bn}"),
+                    bounds,
+                ));
+            }
+        }
+    }
+    let slots = int_in(obj, "parallelRequests", 1, 4096)?.unwrap_or(1);
+    match int_in(obj, "contextSize", 0, i32::MAX as i64)? {
+        Some(ctx) => {
+            let per_slot = ctx / slots;
+            if per_slot <= 0
+                || min.is_some_and(|m| per_slot < m)
+                || max.is_some_and(|m| per_slot > m)
+            {
+                return Err(constraint(
+                    "precomputed-context-out-of-range",
+                    "The configured contextSize does not satisfy the retained per-slot hard bounds"
+                        .into(),
+                    json!({ "contextSize": ctx, "effectiveContextSize": per_slot, "parallelRequests": slots }),
+                ));
+            }
+        }
+        None if given(obj, "fit").and_then(Value::as_str) == Some("on") => {
+            return Err(constraint(
+                "fit-range-conflict",
+                "fit: 'on' requires a concrete contextSize when context policy is used".into(),
+                bounds,
+            ));
+        }
+        None => {}
+    }
+    Ok(())
+}
+
 /// A checked configuration. `port` is `None` for `'auto'` (the manager picks a free port).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LlamaConfig {
@@ -197,13 +297,7 @@ impl LlamaConfig {
         int_in(obj, "startupTimeout", 1, i32::MAX as i64)?;
         one_of(obj, "occupancyCheck", &["warn", "strict", "off"])?;
         string(obj, "binaryPath")?;
-        for key in [
-            "minimumContextSize",
-            "preferredContextSize",
-            "maximumContextSize",
-        ] {
-            int_in(obj, key, 1, 9_007_199_254_740_991)?;
-        }
+        check_context_policy(obj)?;
         let host = string(obj, "host")?;
         if let Some(h) = &host {
             if h.trim().is_empty() && !h.is_empty() || h.chars().any(char::is_whitespace) {
