@@ -23,16 +23,17 @@ function genaiElectron(body, input) {
   const code = `
     const { SystemInfo } = await import('genai-electron');
     const { buildLlamaServerArgs, normalizeLlamaVCacheConfig } = await import(${JSON.stringify(pathToFileURL(path.join(DIST, 'process', 'llama-server-args.js')).href)});
-    const input = JSON.parse(process.env.GENAI_TEST_INPUT);
+    const input = JSON.parse((await import('node:fs')).readFileSync(0, 'utf8'));
     const out = await (async () => { ${body} })();
     process.stdout.write(JSON.stringify(out));`;
   const r = spawnSync(process.execPath, ['--no-warnings', '--import', REGISTER, '--input-type=module', '-e', code], {
     cwd: path.join(__dirname, '..'),
-    env: { ...process.env, STUB_ELECTRON_USER_DATA: tempDir('genai-compat-llama-'), GENAI_TEST_INPUT: JSON.stringify(input) },
+    env: { ...process.env, STUB_ELECTRON_USER_DATA: tempDir('genai-compat-llama-') },
+    input: JSON.stringify(input),
     encoding: 'utf8',
     maxBuffer: 64 << 20,
   });
-  assert.equal(r.status, 0, `genai-electron script failed:\n${r.stderr}`);
+  assert.equal(r.status, 0, `genai-electron script failed:\n${r.stderr}${r.error || ''}`);
   return JSON.parse(r.stdout);
 }
 
@@ -54,7 +55,24 @@ const MODELS = {
   bare: { size: 4 * GIB },
 };
 
-const HINTS = [{}, { contextSize: 8192 }, { gpuLayers: 10 }, { parallelRequests: 4 }, { cacheTypeK: 'q4_0', cacheTypeV: 'q4_0' }, { flashAttention: false }, { cpuMoe: true }, { nCpuMoe: 12 }, { overrideTensors: 'blk\\..*=CPU' }];
+const HINTS = [
+  {},
+  { contextSize: 8192 },
+  { gpuLayers: 10 },
+  { parallelRequests: 4 },
+  { cacheTypeK: 'q4_0', cacheTypeV: 'q4_0' },
+  { flashAttention: false },
+  { cpuMoe: true },
+  { nCpuMoe: 12 },
+  { overrideTensors: 'blk\\..*=CPU' },
+  // The context policy (0.26's constrained sizing and its errors).
+  { minimumContextSize: 16384 },
+  { minimumContextSize: 32768, parallelRequests: 2 },
+  { preferredContextSize: 8192, maximumContextSize: 12000 },
+  { minimumContextSize: 4096, gpuLayers: 20 },
+  { minimumContextSize: 100000 },
+  { maximumContextSize: 2048 },
+];
 
 let env;
 const machineFiles = {};
@@ -87,7 +105,8 @@ test('getOptimalConfig matches genai-electron 0.26 on 8/12/24 GB GPUs and withou
     const { caps, mem } = await onMachine(machine);
     for (const [model, info] of Object.entries(MODELS)) {
       for (const hints of HINTS) {
-        cases.push({ machine, model, hints, info, caps, mem, ours: await g.systemInfo.getOptimalConfig(info, hints) });
+        const ours = await g.systemInfo.getOptimalConfig(info, hints).catch((e) => ({ error: e.name, message: e.message, reason: e.details && e.details.reason }));
+        cases.push({ machine, model, hints, info, caps, mem, ours: JSON.parse(JSON.stringify(ours)) });
       }
     }
   }
@@ -97,12 +116,14 @@ test('getOptimalConfig matches genai-electron 0.26 on 8/12/24 GB GPUs and withou
        const si = new SystemInfo();
        si.detect = async () => c.caps;
        si.getMemoryInfo = () => c.mem;
-       out.push(await si.getOptimalConfig(c.info, c.hints));
+       out.push(await si.getOptimalConfig(c.info, c.hints).catch((e) => ({ error: e.name, message: e.message, reason: e.details && e.details.reason })));
      }
      return out;`,
     cases.map(({ info, hints, caps, mem }) => ({ info, hints, caps, mem })),
   );
   let differing = 0;
+  const errors = cases.filter((c) => c.ours.error).length;
+  assert.ok(errors > 0 && errors < cases.length / 4, `some policies are impossible: ${errors}`);
   cases.forEach((c, i) => {
     assert.deepEqual(c.ours, theirs[i], `${c.machine} / ${c.model} / ${JSON.stringify(c.hints)}`);
     if (JSON.stringify(c.ours) !== JSON.stringify(cases[0].ours)) differing++;

@@ -236,12 +236,15 @@ describe('load failures quote llama-server', () => {
 });
 
 describe('context policy', () => {
-  test('minimum/preferred/maximum bound the sized context; an effective context below the minimum is refused', async () => {
+  test("minimum/preferred/maximum size the context as 0.26 does; an impossible minimum is refused before spawning", async () => {
+    // The tiny model is trained for 256 tokens: 2 slots hold at most 512.
     await start({ preferredContextSize: 1024, parallelRequests: 2 });
-    assert.equal(server.getConfig().contextSize, 2048);
+    assert.equal(server.getConfig().contextSize, 512);
     await server.stop();
-    // The tiny model is trained for 256 tokens: llama-server caps each slot there.
-    await assert.rejects(start({ minimumContextSize: 512 }), (e) => e.name === 'ServerError' && e.details.reason === 'runtime-below-minimum' && e.details.effectiveContextSize === 256);
+    const n = h.loggedArgs(env.argsLog).length;
+    await assert.rejects(start({ minimumContextSize: 512 }), (e) => e.name === 'ContextConstraintError' && e.details.reason === 'minimum-exceeds-native');
+    await assert.rejects(start({ minimumContextSize: 512, maximumContextSize: 256 }), (e) => e.name === 'ContextConstraintError' && e.details.reason === 'minimum-exceeds-maximum');
+    assert.equal(h.loggedArgs(env.argsLog).length, n);
     assert.equal(server.getStatus(), 'stopped');
   });
 });

@@ -80,9 +80,13 @@ async function isServerResponding(port, host, ms = 2000) {
   }
 }
 
-/** The config fields getOptimalConfig takes as hints (0.26 passes the same set). */
+/**
+ * The config fields getOptimalConfig takes as hints (0.26 passes the same set; the context
+ * policy only when no exact contextSize is given).
+ */
 function sizingHints(config) {
   const keys = ['contextSize', 'gpuLayers', 'parallelRequests', 'flashAttention', 'cacheTypeK', 'cacheTypeV', 'cpuMoe', 'nCpuMoe', 'overrideTensors'];
+  if (config.contextSize === undefined) keys.push('minimumContextSize', 'preferredContextSize', 'maximumContextSize');
   return Object.fromEntries(keys.map((k) => [k, config[k]]));
 }
 
@@ -520,14 +524,6 @@ class LlamaServerManager extends EventEmitter {
       cacheTypeV: config.cacheTypeV ?? (fit ? undefined : optimal.cacheTypeV),
       cpuMoe: config.cpuMoe ?? (fit ? undefined : optimal.cpuMoe),
     };
-    // The context policy bounds the sized total context (per slot × slots); an explicit
-    // contextSize wins, as in 0.26.
-    if (config.contextSize === undefined && !fit && typeof out.contextSize === 'number') {
-      const slots = out.parallelRequests ?? 1;
-      const upper = Math.min(config.preferredContextSize ?? Infinity, config.maximumContextSize ?? Infinity) * slots;
-      const lower = (config.minimumContextSize ?? 0) * slots;
-      out.contextSize = Math.max(lower, Math.min(out.contextSize, upper));
-    }
     for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
     return out;
   }
@@ -682,4 +678,4 @@ class LlamaServerManager extends EventEmitter {
   }
 }
 
-module.exports = { LlamaServerManager, BINARY_DIR_ENV, findFreePort, sizingHints };
+module.exports = { LlamaServerManager, BINARY_DIR_ENV, findFreePort, sizingHints, contextConstraint };

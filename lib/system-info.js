@@ -115,7 +115,11 @@ class SystemInfo {
    */
   async getOptimalConfig(modelInfo, hints = {}) {
     if (hints === null || typeof hints !== 'object') throw new TypeError('getOptimalConfig: hints must be an object');
-    return native(binding.systemOptimalConfig(JSON.stringify(optimalSizingFields(modelInfo)), JSON.stringify(hints), probeOptions()));
+    try {
+      return await native(binding.systemOptimalConfig(JSON.stringify(optimalSizingFields(modelInfo)), JSON.stringify(hints), probeOptions()));
+    } catch (error) {
+      throw require('./llama-server.js').contextConstraint(error);
+    }
   }
 
   /** Forgets the cached `detect()` result. */

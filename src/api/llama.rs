@@ -9,7 +9,7 @@ use super::errors::{blocking, to_napi, IntoNapi};
 use super::system::{config as probe_config, SystemProbeOptions, SYSTEM};
 use crate::error::Error;
 use crate::llama::config::LlamaConfig;
-use crate::llama::optimal::{optimal_config, Machine};
+use crate::llama::optimal::{optimal_config_with_policy, Machine, PolicyError};
 use crate::llama::server::{launch, LaunchSpec, STOP_PLAN};
 use crate::supervisor::logs::{parse_entry, LogFile, LogLevel};
 use crate::supervisor::process::Child;
@@ -308,7 +308,21 @@ pub async fn system_optimal_config(
             vram: caps.gpu.vram.map(|v| v as f64),
             vram_available: caps.gpu.vram_available.map(|v| v as f64),
         };
-        Ok(optimal_config(&model, &hints, &machine))
+        optimal_config_with_policy(&model, &hints, &machine).map_err(|e| match e {
+            PolicyError::Constraint {
+                reason,
+                message,
+                details,
+            } => {
+                let mut d =
+                    json!({ "code": "CONTEXT_CONSTRAINT", "reason": reason, "stage": "sizing" });
+                if let (Some(o), Some(extra)) = (d.as_object_mut(), details.as_object()) {
+                    o.extend(extra.clone());
+                }
+                Error::server(message, d)
+            }
+            PolicyError::Insufficient { message, details } => Error::insufficient(message, details),
+        })
     })
     .await
 }

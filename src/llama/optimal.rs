@@ -459,3 +459,307 @@ mod tests {
         assert_eq!(c["gpuLayers"], 27);
     }
 }
+
+/// An impossible or invalid context policy: 0.26's `ContextConstraintError` (`reason`) or, when
+/// the minimum cannot be met, its `InsufficientResourcesError`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyError {
+    Constraint {
+        reason: String,
+        message: String,
+        details: Value,
+    },
+    Insufficient {
+        message: String,
+        details: Value,
+    },
+}
+
+/// `getOptimalConfig` with `minimumContextSize` / `preferredContextSize` / `maximumContextSize`
+/// (0.26's `getConstrainedOptimalConfig`): the unconstrained answer when it meets the policy,
+/// else the most GPU layers (full offload, then CPU-resident experts, then fewer layers) whose
+/// context reaches the minimum. Hints without a policy give `optimal_config`.
+pub fn optimal_config_with_policy(
+    model: &Value,
+    hints: &Value,
+    machine: &Machine,
+) -> std::result::Result<Value, PolicyError> {
+    let empty = Map::new();
+    let h = hints.as_object().unwrap_or(&empty);
+    let get = |k: &str| h.get(k).and_then(Value::as_f64);
+    let (minimum, preferred, maximum) = (
+        get("minimumContextSize"),
+        get("preferredContextSize"),
+        get("maximumContextSize"),
+    );
+    if minimum.is_none() && preferred.is_none() && maximum.is_none() {
+        return Ok(optimal_config(model, hints, machine));
+    }
+    let slots = get("parallelRequests").unwrap_or(1.0);
+    let (t_min, t_pref, t_max) = (
+        minimum.map(|m| m * slots),
+        preferred.map(|p| p * slots),
+        maximum.map(|m| m * slots),
+    );
+    // validateModelContextRange
+    let legacy = context_length(model).min(FLOOR_CONTEXT_TOKENS);
+    let native = positive(&meta(model)["context_length"]);
+    let bounds = json!({ "minimumContextSize": minimum, "preferredContextSize": preferred, "maximumContextSize": maximum, "parallelRequests": slots });
+    if let (Some(m), Some(n)) = (minimum, native) {
+        if m > n {
+            return Err(PolicyError::Constraint {
+                reason: "minimum-exceeds-native".into(),
+                message: format!("Minimum context {m} exceeds the model's native context {n}"),
+                details: bounds,
+            });
+        }
+    }
+    if let (Some(m), None) = (minimum, native) {
+        if m > legacy {
+            return Err(PolicyError::Constraint {
+                reason: "model-context-unknown".into(),
+                message: format!("Cannot verify minimum context {m} because native context metadata is unavailable"),
+                details: bounds,
+            });
+        }
+    }
+    let total_native = native.unwrap_or(legacy) * slots;
+
+    let mut base_hints = h.clone();
+    for k in [
+        "minimumContextSize",
+        "preferredContextSize",
+        "maximumContextSize",
+    ] {
+        base_hints.remove(k);
+    }
+    let baseline = optimal_config(model, &Value::Object(base_hints), machine);
+    let base_ctx = baseline["contextSize"].as_f64().unwrap_or(legacy);
+    let given = |k: &str| h.get(k).is_some_and(|v| !v.is_null());
+    let attach = |mut cfg: Map<String, Value>| {
+        for k in [
+            "cacheTypeK",
+            "cacheTypeV",
+            "flashAttention",
+            "cpuMoe",
+            "nCpuMoe",
+            "overrideTensors",
+        ] {
+            if given(k) {
+                cfg.insert(k.into(), h[k].clone());
+            }
+        }
+        for (k, v) in [
+            ("minimumContextSize", minimum),
+            ("preferredContextSize", preferred),
+            ("maximumContextSize", maximum),
+        ] {
+            if let Some(v) = v {
+                cfg.insert(k.into(), json!(v as i64));
+            }
+        }
+        cfg
+    };
+    let cap_context = |ctx: f64, require_min: bool| {
+        let cap = ctx
+            .min(t_pref.unwrap_or(f64::INFINITY))
+            .min(t_max.unwrap_or(f64::INFINITY))
+            .min(total_native);
+        let mut sel = floor_context(cap);
+        if sel <= 0.0 {
+            sel = cap.floor();
+        }
+        if require_min {
+            if let Some(tm) = t_min {
+                sel = sel.max(tm);
+            }
+        }
+        sel
+    };
+    let base_obj = baseline.as_object().cloned().unwrap_or_default();
+    let Some(min) = minimum else {
+        let mut cfg = attach(base_obj);
+        cfg.insert(
+            "contextSize".into(),
+            json!(cap_context(base_ctx, false) as i64),
+        );
+        return Ok(Value::Object(cfg));
+    };
+    let t_min = t_min.unwrap_or(min);
+    let baseline_meets = (base_ctx / slots).floor() >= min;
+    let total_layers = layer_count(model);
+    let has_vram = machine.gpu_available && machine.vram.is_some_and(|v| v > 0.0);
+    let vram_budget = if has_vram {
+        (machine.vram_available.or(machine.vram).unwrap_or(0.0) - COMPUTE_BUFFER_BYTES).max(0.0)
+    } else {
+        0.0
+    };
+    let model_size = size(model);
+    let experts = expert_weights_bytes(model);
+    let moe_hinted = h.get("cpuMoe") == Some(&Value::Bool(true))
+        || hint_str(h, "overrideTensors") == Some("exps=CPU");
+    let n_cpu_moe = get("nCpuMoe")
+        .filter(|n| *n > 0.0)
+        .map(|n| n.min(total_layers))
+        .unwrap_or(0.0);
+    let custom_override =
+        given("overrideTensors") && hint_str(h, "overrideTensors") != Some("exps=CPU");
+    let mut hinted_cpu_experts = 0.0;
+    if let Some(eb) = experts.filter(|b| *b > 0.0 && !custom_override) {
+        if moe_hinted {
+            hinted_cpu_experts = eb;
+        } else if n_cpu_moe > 0.0 {
+            hinted_cpu_experts = eb * (n_cpu_moe / total_layers);
+        }
+    }
+    let pinned_cache = given("cacheTypeK") || given("cacheTypeV");
+    let fa_off = hint_str(h, "flashAttention") == Some("off")
+        || h.get("flashAttention") == Some(&Value::Bool(false));
+    let mut cache_k = hint_str(h, "cacheTypeK").unwrap_or("f16").to_string();
+    let mut cache_v = hint_str(h, "cacheTypeV").unwrap_or("f16").to_string();
+    let mut auto_quantized =
+        baseline.get("cacheTypeK").is_some() || baseline.get("cacheTypeV").is_some();
+    if auto_quantized {
+        cache_k = baseline["cacheTypeK"]
+            .as_str()
+            .unwrap_or("q8_0")
+            .to_string();
+        cache_v = baseline["cacheTypeV"]
+            .as_str()
+            .unwrap_or("q8_0")
+            .to_string();
+    } else if !pinned_cache && !fa_off && has_vram {
+        let weights = (model_size - hinted_cpu_experts) * GPU_WEIGHTS_OVERHEAD;
+        if weights + t_min * kv_bytes_per_token(model, "f16", "f16") > vram_budget {
+            cache_k = "q8_0".into();
+            cache_v = "q8_0".into();
+            auto_quantized = true;
+        }
+    }
+    let bpt = kv_bytes_per_token(model, &cache_k, &cache_v);
+    let mut best_raw: f64 = 0.0;
+    let mut raw_capacity = |cpu_experts: f64, layers: f64| -> f64 {
+        if cpu_experts > 0.0 && cpu_experts > machine.ram_total * MOE_EXPERT_TOTAL_RAM_FRACTION {
+            return 0.0;
+        }
+        let layers = layers.clamp(0.0, total_layers);
+        if layers > 0.0 && !has_vram {
+            return 0.0;
+        }
+        let gpu_share = layers / total_layers;
+        let cpu_share = 1.0 - gpu_share;
+        let gpu_weights = (model_size - cpu_experts) * GPU_WEIGHTS_OVERHEAD * gpu_share;
+        let by_gpu = if gpu_share > 0.0 {
+            (vram_budget - gpu_weights) / (bpt * gpu_share)
+        } else {
+            f64::INFINITY
+        };
+        let cpu_weights = (model_size - cpu_experts) * cpu_share + cpu_experts;
+        let ram_kv =
+            machine.ram_available - cpu_weights * CPU_WEIGHTS_OVERHEAD - OS_RAM_MARGIN_BYTES;
+        let by_ram = if cpu_share > 0.0 {
+            ram_kv / (bpt * cpu_share)
+        } else {
+            f64::INFINITY
+        };
+        let raw = by_gpu.min(by_ram).min(total_native).max(0.0);
+        best_raw = best_raw.max(raw);
+        raw
+    };
+    let base_selected = cap_context(base_ctx, true);
+    let base_cpu_experts = if baseline.get("cpuMoe") == Some(&Value::Bool(true)) {
+        experts.unwrap_or(0.0)
+    } else {
+        hinted_cpu_experts
+    };
+    let base_raw = raw_capacity(
+        base_cpu_experts,
+        baseline["gpuLayers"].as_f64().unwrap_or(0.0),
+    );
+    if baseline_meets && base_raw >= base_selected {
+        let mut cfg = attach(base_obj);
+        cfg.insert("contextSize".into(), json!(base_selected as i64));
+        return Ok(Value::Object(cfg));
+    }
+    let choose = |raw: f64| -> Option<f64> {
+        let cap = raw
+            .min(t_pref.unwrap_or(f64::INFINITY))
+            .min(t_max.unwrap_or(f64::INFINITY))
+            .min(total_native);
+        if cap < t_min {
+            return None;
+        }
+        let rounded = floor_context(cap);
+        Some(if rounded >= t_min { rounded } else { t_min })
+    };
+    let build = |ctx: f64, layers: f64, cpu_moe: bool| {
+        let mut cfg = attach(base_obj.clone());
+        cfg.insert("contextSize".into(), json!(ctx as i64));
+        cfg.insert("gpuLayers".into(), json!(layers as i64));
+        if auto_quantized {
+            cfg.insert("cacheTypeK".into(), json!(cache_k));
+            cfg.insert("cacheTypeV".into(), json!(cache_v));
+            cfg.insert("flashAttention".into(), json!("on"));
+        } else {
+            for k in ["cacheTypeK", "cacheTypeV", "flashAttention"] {
+                if !given(k) {
+                    cfg.remove(k);
+                }
+            }
+        }
+        if cpu_moe {
+            cfg.insert("cpuMoe".into(), json!(true));
+        } else if !given("cpuMoe") {
+            cfg.remove("cpuMoe");
+        }
+        Value::Object(cfg)
+    };
+    if let Some(pinned) = get("gpuLayers") {
+        if let Some(sel) = choose(raw_capacity(hinted_cpu_experts, pinned)) {
+            return Ok(build(sel, pinned, false));
+        }
+    } else {
+        if has_vram {
+            if let Some(sel) = choose(raw_capacity(hinted_cpu_experts, total_layers)) {
+                return Ok(build(sel, total_layers, false));
+            }
+        }
+        let measured = positive(&meta(model)["expert_weights_bytes"]);
+        let auto_moe = !given("cpuMoe") && !given("nCpuMoe") && !given("overrideTensors");
+        if let Some(eb) = measured.filter(|eb| {
+            auto_moe && has_vram && *eb <= machine.ram_total * MOE_EXPERT_TOTAL_RAM_FRACTION
+        }) {
+            if let Some(sel) = choose(raw_capacity(eb, total_layers)) {
+                return Ok(build(sel, total_layers, true));
+            }
+        }
+        let highest = if has_vram { total_layers - 1.0 } else { 0.0 };
+        let mut layers = highest;
+        while layers >= 0.0 {
+            if let Some(sel) = choose(raw_capacity(hinted_cpu_experts, layers)) {
+                return Ok(build(sel, layers, false));
+            }
+            layers -= 1.0;
+        }
+    }
+    let per_slot = (best_raw
+        .min(t_pref.unwrap_or(f64::INFINITY))
+        .min(t_max.unwrap_or(f64::INFINITY))
+        / slots)
+        .floor()
+        .max(0.0);
+    let plural = if slots == 1.0 { "" } else { "s" };
+    Err(PolicyError::Insufficient {
+        message: format!("Cannot satisfy minimum context {min} tokens per slot"),
+        details: json!({
+            "required": format!("{min} context tokens per slot ({t_min} total across {slots} slot{plural})"),
+            "available": format!("At most {per_slot} context tokens per slot under the permitted placement"),
+            "minimumContextSize": min,
+            "preferredContextSize": preferred,
+            "maximumContextSize": maximum,
+            "maxFeasibleContextSize": per_slot,
+            "parallelRequests": slots,
+            "suggestion": "Close memory-heavy applications, reduce parallel requests or the minimum context, allow fewer GPU layers, or use a smaller model/quantization",
+        }),
+    })
+}
