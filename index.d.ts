@@ -658,7 +658,7 @@ export interface LlamaServerConfig {
   threads?: number;
   /** Total context (`-c`); unset: sized by `systemInfo.getOptimalConfig`. */
   contextSize?: number;
-  /** Checked (positive integers) but not used for sizing: see the README. */
+  /** Per-slot context policy (0.26): sized by `getOptimalConfig` when `contextSize` is unset. */
   minimumContextSize?: number;
   preferredContextSize?: number;
   maximumContextSize?: number;
