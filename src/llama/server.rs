@@ -221,9 +221,8 @@ pub async fn launch(
     on_spawn: impl FnOnce(Arc<Child>),
 ) -> Result<(Arc<Child>, Launched)> {
     let command = Command {
-        program: spec.binary.clone(),
-        args: spec.args.clone(),
         env_remove_prefixes: vec!["LLAMA_ARG_".to_string()],
+        ..Command::new(spec.binary.clone(), spec.args.clone())
     };
     let log2 = log.clone();
     let started = Instant::now();

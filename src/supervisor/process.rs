@@ -57,18 +57,18 @@ impl ExitInfo {
     }
 }
 
+/// Node's name for a Linux signal number (`NodeJS.Signals`), as genai-electron reports exits.
 pub fn signal_name(s: i32) -> Option<&'static str> {
-    Some(match s {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        6 => "SIGABRT",
-        9 => "SIGKILL",
-        11 => "SIGSEGV",
-        15 => "SIGTERM",
-        _ => return None,
-    })
+    const NAMES: [&str; 15] = [
+        "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
+        "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM",
+    ];
+    usize::try_from(s - 1)
+        .ok()
+        .and_then(|i| NAMES.get(i).copied())
 }
 
+/// Stderr lines kept for the exit report unless the command says otherwise.
 pub const STDERR_TAIL: usize = 40;
 
 /// Receives every output line with its stream.
@@ -82,6 +82,18 @@ pub struct Command {
     /// Environment variables whose names start with one of these are not passed on (a server's
     /// own `LLAMA_ARG_*` settings must not silently override the configuration).
     pub env_remove_prefixes: Vec<String>,
+    /// How many stderr lines the exit report keeps (0: `STDERR_TAIL`).
+    pub stderr_tail: usize,
+}
+
+impl Command {
+    pub fn new(program: impl Into<PathBuf>, args: Vec<String>) -> Self {
+        Command {
+            program: program.into(),
+            args,
+            ..Default::default()
+        }
+    }
 }
 
 /// One signal of a stop plan and how long to wait for the exit after it.
@@ -180,13 +192,18 @@ impl Child {
         lock(live_groups()).insert(pid as i32);
 
         let tail: Arc<Mutex<VecDeque<String>>> = Arc::new(Mutex::new(VecDeque::new()));
+        let keep = if command.stderr_tail == 0 {
+            STDERR_TAIL
+        } else {
+            command.stderr_tail
+        };
         let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {
             readers.push(tokio::spawn(read_stream(
                 out,
                 Stream::Stdout,
                 on_line.clone(),
-                tail.clone(),
+                (tail.clone(), keep),
             )));
         }
         if let Some(err) = child.stderr.take() {
@@ -194,7 +211,7 @@ impl Child {
                 err,
                 Stream::Stderr,
                 on_line.clone(),
-                tail.clone(),
+                (tail.clone(), keep),
             )));
         }
         let (tx, rx) = watch::channel(None);
@@ -315,7 +332,7 @@ async fn read_stream<R: tokio::io::AsyncRead + Unpin>(
     mut r: R,
     stream: Stream,
     on_line: LineHandler,
-    tail: Arc<Mutex<VecDeque<String>>>,
+    (tail, keep): (Arc<Mutex<VecDeque<String>>>, usize),
 ) {
     let mut splitter = LineSplitter::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -324,7 +341,7 @@ async fn read_stream<R: tokio::io::AsyncRead + Unpin>(
             if stream == Stream::Stderr {
                 let mut t = lock(&tail);
                 t.push_back(seg.clone());
-                if t.len() > STDERR_TAIL {
+                if t.len() > keep {
                     t.pop_front();
                 }
             }
@@ -364,11 +381,18 @@ mod tests {
     use super::*;
 
     fn sh(script: &str) -> Command {
-        Command {
-            program: PathBuf::from("/bin/sh"),
-            args: vec!["-c".to_string(), script.to_string()],
-            env_remove_prefixes: vec![],
-        }
+        Command::new("/bin/sh", vec!["-c".to_string(), script.to_string()])
+    }
+
+    #[tokio::test]
+    async fn stderr_tail_keeps_the_last_lines() {
+        let mut cmd = sh("for i in 1 2 3 4 5; do echo line$i >&2; done");
+        cmd.stderr_tail = 2;
+        let info = Child::spawn(&cmd, Arc::new(|_, _| {}))
+            .unwrap()
+            .wait()
+            .await;
+        assert_eq!(info.stderr_tail, vec!["line4", "line5"]);
     }
 
     #[tokio::test]

@@ -72,16 +72,11 @@ where
 mod tests {
     use super::*;
     use crate::supervisor::process::Command;
-    use std::path::PathBuf;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
     fn sh(script: &str) -> Command {
-        Command {
-            program: PathBuf::from("/bin/sh"),
-            args: vec!["-c".to_string(), script.to_string()],
-            env_remove_prefixes: vec![],
-        }
+        Command::new("/bin/sh", vec!["-c".to_string(), script.to_string()])
     }
 
     #[tokio::test]
