@@ -396,6 +396,19 @@ describe('hooks, watchdog and logs', () => {
     assert.equal(info.status, 'running');
   });
 
+  test('the watchdog kills a server whose /health keeps failing and reports a crash', async () => {
+    process.env.FAKE_LLAMA_MODE = 'unhealthy';
+    process.env.FAKE_LLAMA_CRASH_AFTER_MS = '300';
+    const failed = [];
+    server.on('health-check-failed', (e) => failed.push(e.consecutiveFailures));
+    const info = await start({ healthCheckInterval: 50 });
+    const [crash] = await once(server, 'crashed');
+    assert.deepEqual(failed.slice(0, 3), [1, 2, 3]);
+    assert.match(crash.message, /stopped answering \/health/);
+    assert.equal(server.getStatus(), 'crashed');
+    assert.equal(h.processAlive(info.pid), false);
+  });
+
   test('logs: levels from the real line format, structured entries, clear, path', async () => {
     await start();
     await h.request(server.getPort(), 'POST', '/completion', { prompt: 'Hello', n_predict: 2 });
