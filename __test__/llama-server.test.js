@@ -313,6 +313,7 @@ describe('crashes', () => {
   test('an exit with code 0 nobody asked for is a stop, not a crash', async () => {
     process.env.FAKE_LLAMA_MODE = 'exit';
     process.env.FAKE_LLAMA_EXIT_CODE = '0';
+    process.env.FAKE_LLAMA_CRASH_AFTER_MS = '400';
     const crashed = [];
     server.on('crashed', (c) => crashed.push(c));
     await start();
