@@ -285,7 +285,7 @@ describe('port', () => {
 describe('crashes', () => {
   test('a SIGSEGV while running is a crash with code, signal and stderr tail', async () => {
     process.env.FAKE_LLAMA_MODE = 'crash';
-    process.env.FAKE_LLAMA_CRASH_AFTER_MS = '300';
+    process.env.FAKE_LLAMA_CRASH_AFTER_MS = '1000';
     const info = await start();
     const [payload] = await once(server, 'crashed');
     assert.equal(payload.code, null);
@@ -300,7 +300,7 @@ describe('crashes', () => {
   test('a non-zero exit while running is a crash; autoRestart brings it back and emits restarted', async () => {
     process.env.FAKE_LLAMA_MODE = 'exit';
     process.env.FAKE_LLAMA_EXIT_CODE = '3';
-    process.env.FAKE_LLAMA_CRASH_AFTER_MS = '200';
+    process.env.FAKE_LLAMA_CRASH_AFTER_MS = '1000';
     await start({ autoRestart: true, maxRestarts: 1 });
     const [payload] = await once(server, 'crashed');
     assert.equal(payload.code, 3);
@@ -313,7 +313,7 @@ describe('crashes', () => {
   test('an exit with code 0 nobody asked for is a stop, not a crash', async () => {
     process.env.FAKE_LLAMA_MODE = 'exit';
     process.env.FAKE_LLAMA_EXIT_CODE = '0';
-    process.env.FAKE_LLAMA_CRASH_AFTER_MS = '400';
+    process.env.FAKE_LLAMA_CRASH_AFTER_MS = '1000';
     const crashed = [];
     server.on('crashed', (c) => crashed.push(c));
     await start();
@@ -399,7 +399,7 @@ describe('hooks, watchdog and logs', () => {
 
   test('the watchdog kills a server whose /health keeps failing and reports a crash', async () => {
     process.env.FAKE_LLAMA_MODE = 'unhealthy';
-    process.env.FAKE_LLAMA_CRASH_AFTER_MS = '300';
+    process.env.FAKE_LLAMA_CRASH_AFTER_MS = '1000';
     const failed = [];
     server.on('health-check-failed', (e) => failed.push(e.consecutiveFailures));
     const info = await start({ healthCheckInterval: 50 });
