@@ -8,11 +8,11 @@
  */
 
 const { EventEmitter } = require('node:events');
-const net = require('node:net');
 const path = require('node:path');
 const binding = require('../binding.js');
 const { native, nativeSync, ServerError, InsufficientResourcesError, PortInUseError, GenaiElectronError } = require('./errors.js');
 const { getUserDataPath } = require('./user-data.js');
+const { checkHealth, findFreePort, isPortBindable, isServerResponding, normalizeHealthHost } = require('./net.js');
 
 const BINARY_DIR_ENV = 'GENAI_ELECTRON_LLAMA_BINARY_DIR';
 const DEFAULT_PORT = 8080;
@@ -26,58 +26,6 @@ function toJson(obj) {
     if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
     return value;
   });
-}
-
-/** 0.26's `normalizeHealthHost`. */
-function healthHost(host) {
-  if (host === undefined || host === '' || host === '0.0.0.0') return '127.0.0.1';
-  if (host === '::') return '::1';
-  return host;
-}
-
-function urlHost(host) {
-  return host.includes(':') ? `[${host}]` : host;
-}
-
-async function fetchWithTimeout(url, ms) {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), ms);
-  try {
-    return await fetch(url, { signal: controller.signal });
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A free loopback port (listen on 0, read it, close). */
-function findFreePort(host = '127.0.0.1') {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen({ port: 0, host }, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function isPortBindable(port, host) {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once('error', () => resolve(false));
-    srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve(true)));
-  });
-}
-
-async function isServerResponding(port, host, ms = 2000) {
-  try {
-    const r = await fetchWithTimeout(`http://${urlHost(host)}:${port}/health`, ms);
-    return r.ok;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -217,19 +165,10 @@ class LlamaServerManager extends EventEmitter {
     return (await this.getHealthStatus()) === 'ok';
   }
 
-  /** `ok`, `loading` (503), `error` (another answer or no answer) or `unknown` when not running. */
+  /** `/health` as 0.26 reads it (`ok`, `error` for a non-2xx answer); `unknown` when not running. */
   async getHealthStatus() {
     if (this._status !== 'running' || this._port === 0) return 'unknown';
-    try {
-      const r = await fetchWithTimeout(`http://${urlHost(this._healthHost)}:${this._port}/health`, HEALTH_TIMEOUT_MS);
-      if (r.ok) {
-        const body = await r.json().catch(() => ({}));
-        return body && body.status === 'ok' ? 'ok' : 'error';
-      }
-      return r.status === 503 ? 'loading' : 'error';
-    } catch {
-      return 'error';
-    }
+    return (await checkHealth(this._port, HEALTH_TIMEOUT_MS, this._healthHost)).status;
   }
 
   // ---------- logs ----------
@@ -381,7 +320,7 @@ class LlamaServerManager extends EventEmitter {
       await this._runPreStartHooks(config);
       this._assertActive(generation);
       const port = config.port === 'auto' ? await findFreePort() : (config.port ?? DEFAULT_PORT);
-      const host = healthHost(config.host);
+      const host = normalizeHealthHost(config.host);
       this._assertActive(generation);
       this._healthHost = host;
       const userData = getUserDataPath();
@@ -401,8 +340,8 @@ class LlamaServerManager extends EventEmitter {
         });
       }
       const binary = nativeSync(() => binding.llamaResolveBinary(config.binaryPath ?? null, process.env[BINARY_DIR_ENV] ?? null, path.join(userData, 'binaries', 'llama')));
-      if (await isServerResponding(port, host)) throw new PortInUseError(port);
-      if (!(await isPortBindable(port, host === '::1' ? '::1' : host))) throw new PortInUseError(port);
+      if (await isServerResponding(port, 2000, host)) throw new PortInUseError(port);
+      if (!(await isPortBindable(port, host))) throw new PortInUseError(port);
       this._assertActive(generation);
       await this._occupancyCheck(config.occupancyCheck ?? 'warn', port);
       this._assertActive(generation);
@@ -533,9 +472,9 @@ class LlamaServerManager extends EventEmitter {
     if (mode === 'off') return;
     const ports = [8080, 8081, 8082, 8083].filter((p) => p !== ownPort);
     const isLlama = async (p) => {
+      if (!(await isServerResponding(p, 800))) return false;
       try {
-        if (!(await fetchWithTimeout(`http://127.0.0.1:${p}/health`, 800)).ok) return false;
-        return (await fetchWithTimeout(`http://127.0.0.1:${p}/props`, 800)).ok;
+        return (await fetch(`http://127.0.0.1:${p}/props`, { signal: AbortSignal.timeout(800) })).ok;
       } catch {
         return false;
       }
@@ -678,4 +617,4 @@ class LlamaServerManager extends EventEmitter {
   }
 }
 
-module.exports = { LlamaServerManager, BINARY_DIR_ENV, findFreePort, sizingHints, contextConstraint };
+module.exports = { LlamaServerManager, BINARY_DIR_ENV, sizingHints, contextConstraint };

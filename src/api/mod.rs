@@ -5,6 +5,7 @@
 mod diffusion;
 mod download;
 mod errors;
+mod files;
 mod llama;
 mod models;
 mod system;
