@@ -10,19 +10,16 @@
 
 const binding = require('../binding.js');
 const { ServerError } = require('./errors.js');
-const { optimalSizingFields } = require('./system-info.js');
+const { sizingFields } = require('./system-info.js');
+const { estimateKVBytesPerToken } = require('./system-helpers.js');
 const { sizingHints } = require('./llama-server.js');
 
 const GIB = 1024 ** 3;
 const DEFAULT_DIFFUSION_BYTES = 6.5 * GIB;
 
-/** 0.26's `estimateKVBytesPerToken` and expert-bytes estimate (native, shared with getOptimalConfig). */
-function kvBytesPerToken(modelInfo, k, v) {
-  return binding.llamaKvBytesPerToken(JSON.stringify(optimalSizingFields(modelInfo)), k ?? null, v ?? null);
-}
-
+/** 0.26's expert-bytes estimate (native, the same figure canRunModel and getOptimalConfig use). */
 function expertBytes(modelInfo) {
-  return binding.llamaExpertWeightsBytes(JSON.stringify(optimalSizingFields(modelInfo))) ?? undefined;
+  return binding.llamaExpertWeightsBytes(JSON.stringify(sizingFields(modelInfo))) ?? undefined;
 }
 
 class ResourceOrchestrator {
@@ -141,7 +138,7 @@ class ResourceOrchestrator {
       const modelInfo = await this.modelManager.getModelInfo(config.modelId);
       const totalLayers = await this.modelManager.getModelLayerCount(config.modelId);
       const gpuLayers = override !== undefined && override.gpuLayers === undefined ? await this._estimateAutoGpuLayers(modelInfo, override, totalLayers) : config.gpuLayers || 0;
-      const kv = modelInfo.ggufMetadata && modelInfo.ggufMetadata.block_count ? (config.contextSize ?? 4096) * kvBytesPerToken(modelInfo, config.cacheTypeK, config.cacheTypeV) : 0;
+      const kv = modelInfo.ggufMetadata && modelInfo.ggufMetadata.block_count ? (config.contextSize ?? 4096) * estimateKVBytesPerToken(modelInfo, config.cacheTypeK, config.cacheTypeV) : 0;
       const experts = expertBytes(modelInfo) ?? 0;
       let cpuExperts = 0;
       if (config.cpuMoe === true || config.overrideTensors === 'exps=CPU') cpuExperts = experts;

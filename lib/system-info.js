@@ -38,6 +38,7 @@ const RAW_ARCH_FIELDS = ['attention.head_count_kv', 'attention.key_length', 'exp
 const GGUF_FIELDS = [
   'architecture',
   'block_count',
+  'context_length',
   'attention_head_count',
   'attention_head_count_kv',
   'attention_key_length',
@@ -106,27 +107,6 @@ function checkSignal(options) {
   return signal;
 }
 
-/** The GGUF fields getOptimalConfig reads (0.26's metadata helpers), without tokenizer arrays. */
-function optimalSizingFields(modelInfo) {
-  if (modelInfo === null || typeof modelInfo !== 'object') {
-    throw new TypeError('getOptimalConfig: modelInfo must be an object');
-  }
-  const g = modelInfo.ggufMetadata && typeof modelInfo.ggufMetadata === 'object' ? modelInfo.ggufMetadata : undefined;
-  if (!g) return { size: modelInfo.size };
-  const keep = ['architecture', 'block_count', 'context_length', 'attention_head_count', 'attention_head_count_kv', 'attention_key_length', 'embedding_length', 'expert_count', 'expert_feed_forward_length', 'expert_weights_bytes'];
-  const meta = {};
-  for (const k of keep) if (g[k] !== undefined) meta[k] = g[k];
-  const arch = g.architecture;
-  if (arch && g.raw && typeof g.raw === 'object') {
-    meta.raw = {};
-    for (const k of [`${arch}.attention.head_count_kv`, `${arch}.attention.key_length`, `${arch}.expert_count`, `${arch}.expert_feed_forward_length`, 'general.parameter_count']) {
-      const v = g.raw[k];
-      if (typeof v === 'number' || (Array.isArray(v) && v.length <= 4096)) meta.raw[k] = v;
-    }
-  }
-  return { size: modelInfo.size, ggufMetadata: meta };
-}
-
 class SystemInfo {
   /** @returns {SystemInfo} the process-wide instance */
   static getInstance() {
@@ -187,7 +167,7 @@ class SystemInfo {
   async getOptimalConfig(modelInfo, hints = {}) {
     if (hints === null || typeof hints !== 'object') throw new TypeError('getOptimalConfig: hints must be an object');
     try {
-      return await native(binding.systemOptimalConfig(JSON.stringify(optimalSizingFields(modelInfo)), JSON.stringify(hints), probeOptions()));
+      return await native(binding.systemOptimalConfig(JSON.stringify(sizingFields(modelInfo)), JSON.stringify(hints), probeOptions()));
     } catch (error) {
       throw require('./llama-server.js').contextConstraint(error);
     }
@@ -199,4 +179,4 @@ class SystemInfo {
   }
 }
 
-module.exports = { SystemInfo, probeOptions, sizingFields, optimalSizingFields, SIMULATE_ENV, NVML_ENV };
+module.exports = { SystemInfo, probeOptions, sizingFields, SIMULATE_ENV, NVML_ENV };

@@ -322,6 +322,7 @@ pub async fn system_optimal_config(
                 Error::server(message, d)
             }
             PolicyError::Insufficient { message, details } => Error::insufficient(message, details),
+            PolicyError::Input(e) => e,
         })
     })
     .await
@@ -333,24 +334,11 @@ pub fn supervisor_kill_all_children() {
     crate::supervisor::kill_all_children();
 }
 
-/// 0.26's `estimateKVBytesPerToken(modelInfo, k, v)` (for the orchestrator's estimate).
-#[napi(js_name = "llamaKvBytesPerToken")]
-pub fn llama_kv_bytes_per_token(
-    model_json: String,
-    k: Option<String>,
-    v: Option<String>,
-) -> napi::Result<f64> {
-    let model = parse_json(&model_json, "modelInfo")?;
-    Ok(crate::llama::optimal::kv_bytes_per_token(
-        &model,
-        k.as_deref().unwrap_or("f16"),
-        v.as_deref().unwrap_or("f16"),
-    ))
-}
-
 /// Expert weight bytes of a MoE GGUF (measured, else estimated), as 0.26 computes them.
 #[napi(js_name = "llamaExpertWeightsBytes")]
 pub fn llama_expert_weights_bytes(model_json: String) -> napi::Result<Option<f64>> {
     let model = parse_json(&model_json, "modelInfo")?;
-    Ok(crate::llama::optimal::expert_weights_bytes(&model))
+    Ok(crate::system::can_run::ModelNeeds::from_json(&model)
+        .napi()?
+        .expert_bytes)
 }

@@ -5,15 +5,17 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::error::Error;
+use crate::system::can_run::{
+    ModelNeeds, COMPUTE_BUFFER_BYTES, GPU_WEIGHTS_OVERHEAD,
+    KV_FLOOR_TOKENS as FLOOR_CONTEXT_TOKENS, MOE_EXPERT_TOTAL_RAM_FRACTION, OS_RAM_MARGIN_BYTES,
+    OVERHEAD as CPU_WEIGHTS_OVERHEAD,
+};
+use crate::system::cpu::recommended_threads;
+
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-/// 0.26's `KV_SIZING`.
-const FLOOR_CONTEXT_TOKENS: f64 = 4096.0;
-const COMPUTE_BUFFER_BYTES: f64 = GIB;
-const GPU_WEIGHTS_OVERHEAD: f64 = 1.1;
-const CPU_WEIGHTS_OVERHEAD: f64 = 1.2;
-const OS_RAM_MARGIN_BYTES: f64 = 2.0 * GIB;
+/// 0.26's `KV_SIZING.minPartialReserveBytes`: VRAM kept for the KV cache when only some layers fit.
 const MIN_PARTIAL_RESERVE_BYTES: f64 = 1.5 * GIB;
-const MOE_EXPERT_TOTAL_RAM_FRACTION: f64 = 0.6;
 
 /// What the machine has, as `detect()` and `getMemoryInfo()` report it.
 #[derive(Debug, Clone, Copy)]
@@ -34,112 +36,17 @@ fn positive(v: &Value) -> Option<f64> {
     v.as_f64().filter(|n| *n > 0.0)
 }
 
-/// A number, or the mean of a per-layer array (0.26's `toScalarMean`).
-fn scalar_mean(v: &Value) -> Option<f64> {
-    if let Some(n) = positive(v) {
-        return Some(n);
-    }
-    let arr = v.as_array()?;
-    if arr.is_empty() || !arr.iter().all(Value::is_number) {
-        return None;
-    }
-    let mean = arr.iter().filter_map(Value::as_f64).sum::<f64>() / arr.len() as f64;
-    (mean > 0.0).then_some(mean)
-}
-
-fn raw_field<'a>(model: &'a Value, suffix: &str) -> &'a Value {
-    let m = meta(model);
-    match m["architecture"].as_str() {
-        Some(arch) => &m["raw"][format!("{arch}.{suffix}")],
-        None => &Value::Null,
-    }
-}
-
 fn size(model: &Value) -> f64 {
     model["size"].as_f64().unwrap_or(0.0)
 }
 
-fn size_gb(model: &Value) -> f64 {
-    size(model) / GIB
-}
-
-pub fn layer_count(model: &Value) -> f64 {
-    positive(&meta(model)["block_count"]).unwrap_or_else(|| {
-        (size(model) / (150.0 * 1024.0 * 1024.0))
-            .round()
-            .clamp(24.0, 120.0)
-    })
-}
-
+/// The training context, else 0.26's fallback (8192 for models of 30 GiB or more, else 4096).
 pub fn context_length(model: &Value) -> f64 {
-    positive(&meta(model)["context_length"]).unwrap_or(if size_gb(model) >= 30.0 {
+    positive(&meta(model)["context_length"]).unwrap_or(if size(model) / GIB >= 30.0 {
         8192.0
     } else {
         4096.0
     })
-}
-
-fn head_count(model: &Value) -> f64 {
-    scalar_mean(&meta(model)["attention_head_count"]).unwrap_or_else(|| {
-        let gb = size_gb(model);
-        if gb >= 60.0 {
-            64.0
-        } else if gb >= 25.0 {
-            52.0
-        } else if gb >= 10.0 {
-            40.0
-        } else {
-            32.0
-        }
-    })
-}
-
-fn kv_head_count(model: &Value) -> f64 {
-    scalar_mean(&meta(model)["attention_head_count_kv"])
-        .or_else(|| scalar_mean(raw_field(model, "attention.head_count_kv")))
-        .unwrap_or_else(|| head_count(model))
-}
-
-fn embedding_length(model: &Value) -> f64 {
-    positive(&meta(model)["embedding_length"]).unwrap_or_else(|| {
-        let gb = size_gb(model);
-        if gb >= 60.0 {
-            8192.0
-        } else if gb >= 25.0 {
-            6656.0
-        } else if gb >= 10.0 {
-            5120.0
-        } else {
-            4096.0
-        }
-    })
-}
-
-fn head_dimension(model: &Value) -> f64 {
-    scalar_mean(&meta(model)["attention_key_length"])
-        .or_else(|| scalar_mean(raw_field(model, "attention.key_length")))
-        .unwrap_or_else(|| (embedding_length(model) / head_count(model)).round())
-}
-
-/// Bytes per element of each KV cache type (0.26's `KV_CACHE_BYTES_PER_ELEMENT`).
-pub fn kv_bytes_per_element(t: &str) -> f64 {
-    match t {
-        "q8_0" => 34.0 / 32.0,
-        "q5_0" => 22.0 / 32.0,
-        "q5_1" => 24.0 / 32.0,
-        "q4_0" | "iq4_nl" => 18.0 / 32.0,
-        "q4_1" => 20.0 / 32.0,
-        "f32" => 4.0,
-        _ => 2.0,
-    }
-}
-
-/// `estimateKVBytesPerToken`: layers × KV heads × head dimension × (K + V bytes).
-pub fn kv_bytes_per_token(model: &Value, k: &str, v: &str) -> f64 {
-    layer_count(model)
-        * kv_head_count(model)
-        * head_dimension(model)
-        * (kv_bytes_per_element(k) + kv_bytes_per_element(v))
 }
 
 /// `floorContextToGranularity`: 128-token steps up to 2048, then 256, 512, 1024, 2048, 4096.
@@ -158,40 +65,6 @@ pub fn floor_context(tokens: f64) -> f64 {
         }
     }
     tokens.floor()
-}
-
-fn expert_count(model: &Value) -> f64 {
-    positive(&meta(model)["expert_count"])
-        .or_else(|| positive(raw_field(model, "expert_count")))
-        .unwrap_or(0.0)
-}
-
-/// Measured expert weight bytes, else an estimate from the expert shape and parameter count.
-pub fn expert_weights_bytes(model: &Value) -> Option<f64> {
-    let m = meta(model);
-    if let Some(b) = positive(&m["expert_weights_bytes"]) {
-        return Some(b);
-    }
-    let count = expert_count(model);
-    if count <= 0.0 {
-        return None;
-    }
-    let ff = positive(&m["expert_feed_forward_length"])
-        .or_else(|| positive(raw_field(model, "expert_feed_forward_length")))?;
-    let total = positive(&m["raw"]["general.parameter_count"])?;
-    let params = 3.0 * embedding_length(model) * ff * count * layer_count(model);
-    let fraction = (params / total).min(0.95);
-    (fraction > 0.0).then(|| (size(model) * fraction).round())
-}
-
-/// `getRecommendedThreads`.
-pub fn recommended_threads(cores: u32) -> u32 {
-    match cores {
-        0..=2 => cores,
-        3..=8 => cores - 1,
-        9..=16 => cores - 2,
-        _ => (cores as f64 * 0.85).floor() as u32,
-    }
 }
 
 /// `calculateGPULayers` (the fallback without GGUF metadata).
@@ -214,7 +87,8 @@ fn hint_str<'a>(h: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
 
 /// The configuration 0.26 would pick for `model` on `machine` given `hints` (the fields of a
 /// `LlamaServerConfig` the caller pins). Returns a `Partial<LlamaServerConfig>` object.
-pub fn optimal_config(model: &Value, hints: &Value, machine: &Machine) -> Value {
+pub fn optimal_config(model: &Value, hints: &Value, machine: &Machine) -> Result<Value, Error> {
+    let needs = ModelNeeds::from_json(model)?;
     let empty = Map::new();
     let h = hints.as_object().unwrap_or(&empty);
     let mut out = Map::new();
@@ -227,7 +101,7 @@ pub fn optimal_config(model: &Value, hints: &Value, machine: &Machine) -> Value 
             .unwrap_or(json!(1)),
     );
     let model_ctx = context_length(model);
-    let total_layers = layer_count(model);
+    let total_layers = needs.layer_count;
     let has_vram = machine.gpu_available && machine.vram.is_some_and(|v| v > 0.0);
     let m = meta(model);
     let has_gguf = m["architecture"].as_str().is_some_and(|s| !s.is_empty());
@@ -242,12 +116,12 @@ pub fn optimal_config(model: &Value, hints: &Value, machine: &Machine) -> Value 
             0.0
         });
         out.insert("gpuLayers".into(), num(layers));
-        return Value::Object(out);
+        return Ok(Value::Object(out));
     }
 
     let clamp_ctx = |tokens: f64| FLOOR_CONTEXT_TOKENS.max(model_ctx.min(floor_context(tokens)));
     let model_size = size(model);
-    let expert_bytes = expert_weights_bytes(model);
+    let expert_bytes = needs.expert_bytes;
     let moe_hinted = h.get("cpuMoe") == Some(&Value::Bool(true))
         || hint_str(h, "overrideTensors") == Some("exps=CPU");
     let n_cpu_moe_hint = hint_f64(h, "nCpuMoe")
@@ -284,14 +158,14 @@ pub fn optimal_config(model: &Value, hints: &Value, machine: &Machine) -> Value 
     let mut cache_v = hint_str(h, "cacheTypeV").unwrap_or("f16").to_string();
     let mut auto_quantized = false;
     if !pinned_cache && !fa_off && has_vram && vram_budget > 0.0 {
-        let bpt_f16 = kv_bytes_per_token(model, "f16", "f16");
+        let bpt_f16 = needs.kv_bytes_per_token(None, None);
         if weights_gpu + model_ctx * bpt_f16 > vram_budget {
             cache_k = "q8_0".into();
             cache_v = "q8_0".into();
             auto_quantized = true;
         }
     }
-    let bpt = kv_bytes_per_token(model, &cache_k, &cache_v);
+    let bpt = needs.kv_bytes_per_token(Some(&cache_k), Some(&cache_v));
     let hint_layers = hint_f64(h, "gpuLayers");
     let pinned_ctx = hint_f64(h, "contextSize");
     let (gpu_layers, context) = if has_vram && vram_budget > 0.0 {
@@ -374,7 +248,7 @@ pub fn optimal_config(model: &Value, hints: &Value, machine: &Machine) -> Value 
         out.insert("cacheTypeV".into(), json!(cache_v));
         out.insert("flashAttention".into(), json!("on"));
     }
-    Value::Object(out)
+    Ok(Value::Object(out))
 }
 
 #[cfg(test)]
@@ -404,21 +278,20 @@ mod tests {
     #[test]
     fn kv_math_and_ladder() {
         // 32 × 8 × 128 × (2 + 2) = 131072 bytes per token.
-        assert_eq!(kv_bytes_per_token(&llama8b(), "f16", "f16"), 131072.0);
+        let needs = ModelNeeds::from_json(&llama8b()).unwrap();
+        assert_eq!(needs.kv_bytes_per_token(None, None), 131072.0);
         assert_eq!(
-            kv_bytes_per_token(&llama8b(), "q8_0", "q8_0"),
+            needs.kv_bytes_per_token(Some("q8_0"), Some("q8_0")),
             32.0 * 8.0 * 128.0 * 34.0 / 16.0
         );
         assert_eq!(floor_context(5000.0), 4608.0);
         assert_eq!(floor_context(40000.0), 36864.0);
         assert_eq!(floor_context(2000.0), 1920.0);
-        assert_eq!(recommended_threads(8), 7);
-        assert_eq!(recommended_threads(32), 27);
     }
 
     #[test]
     fn gpu_offloads_everything_and_quantizes_kv_when_the_full_context_would_not_fit() {
-        let c = optimal_config(&llama8b(), &json!({}), &machine(32.0, Some(12.0)));
+        let c = optimal_config(&llama8b(), &json!({}), &machine(32.0, Some(12.0))).unwrap();
         assert_eq!(c["gpuLayers"], 32);
         assert_eq!(c["threads"], 7);
         assert_eq!(c["parallelRequests"], 1);
@@ -432,7 +305,7 @@ mod tests {
 
     #[test]
     fn no_gpu_sizes_context_from_ram() {
-        let c = optimal_config(&llama8b(), &json!({}), &machine(16.0, None));
+        let c = optimal_config(&llama8b(), &json!({}), &machine(16.0, None)).unwrap();
         assert_eq!(c["gpuLayers"], 0);
         assert!(c.get("cacheTypeK").is_none());
         let avail = 12.0 * GIB - 4.9 * GIB * 1.2 - 2.0 * GIB;
@@ -443,17 +316,39 @@ mod tests {
     }
 
     #[test]
+    fn policy_minimum_above_the_training_context_is_refused() {
+        let e = optimal_config_with_policy(
+            &llama8b(),
+            &json!({"minimumContextSize": 200000}),
+            &machine(32.0, Some(24.0)),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, PolicyError::Constraint { ref reason, .. } if reason == "minimum-exceeds-native")
+        );
+        let c = optimal_config_with_policy(
+            &llama8b(),
+            &json!({"preferredContextSize": 8192, "parallelRequests": 2}),
+            &machine(32.0, Some(24.0)),
+        )
+        .unwrap();
+        assert_eq!(c["contextSize"], 16384);
+        assert_eq!(c["preferredContextSize"], 8192);
+    }
+
+    #[test]
     fn hints_are_kept_and_metadata_fallback() {
         let c = optimal_config(
             &llama8b(),
             &json!({"contextSize": 8192, "gpuLayers": 10, "parallelRequests": 2}),
             &machine(16.0, Some(8.0)),
-        );
+        )
+        .unwrap();
         assert_eq!(c["contextSize"], 8192);
         assert_eq!(c["gpuLayers"], 10);
         assert_eq!(c["parallelRequests"], 2);
         let bare = json!({"size": 4.0 * GIB});
-        let c = optimal_config(&bare, &json!({}), &machine(16.0, Some(8.0)));
+        let c = optimal_config(&bare, &json!({}), &machine(16.0, Some(8.0))).unwrap();
         assert_eq!(c["contextSize"], 4096);
         // 27 layers by size (4 GiB / 150 MiB), (8 - 2) GiB usable at 4/27 GiB per layer.
         assert_eq!(c["gpuLayers"], 27);
@@ -462,7 +357,7 @@ mod tests {
 
 /// An impossible or invalid context policy: 0.26's `ContextConstraintError` (`reason`) or, when
 /// the minimum cannot be met, its `InsufficientResourcesError`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum PolicyError {
     Constraint {
         reason: String,
@@ -473,6 +368,14 @@ pub enum PolicyError {
         message: String,
         details: Value,
     },
+    /// The model record itself is unusable (not an object, no size).
+    Input(Error),
+}
+
+impl From<Error> for PolicyError {
+    fn from(e: Error) -> Self {
+        PolicyError::Input(e)
+    }
 }
 
 /// `getOptimalConfig` with `minimumContextSize` / `preferredContextSize` / `maximumContextSize`
@@ -493,8 +396,9 @@ pub fn optimal_config_with_policy(
         get("maximumContextSize"),
     );
     if minimum.is_none() && preferred.is_none() && maximum.is_none() {
-        return Ok(optimal_config(model, hints, machine));
+        return Ok(optimal_config(model, hints, machine)?);
     }
+    let needs = ModelNeeds::from_json(model)?;
     let slots = get("parallelRequests").unwrap_or(1.0);
     let (t_min, t_pref, t_max) = (
         minimum.map(|m| m * slots),
@@ -533,7 +437,7 @@ pub fn optimal_config_with_policy(
     ] {
         base_hints.remove(k);
     }
-    let baseline = optimal_config(model, &Value::Object(base_hints), machine);
+    let baseline = optimal_config(model, &Value::Object(base_hints), machine)?;
     let base_ctx = baseline["contextSize"].as_f64().unwrap_or(legacy);
     let given = |k: &str| h.get(k).is_some_and(|v| !v.is_null());
     let attach = |mut cfg: Map<String, Value>| {
@@ -587,7 +491,7 @@ pub fn optimal_config_with_policy(
     };
     let t_min = t_min.unwrap_or(min);
     let baseline_meets = (base_ctx / slots).floor() >= min;
-    let total_layers = layer_count(model);
+    let total_layers = needs.layer_count;
     let has_vram = machine.gpu_available && machine.vram.is_some_and(|v| v > 0.0);
     let vram_budget = if has_vram {
         (machine.vram_available.or(machine.vram).unwrap_or(0.0) - COMPUTE_BUFFER_BYTES).max(0.0)
@@ -595,7 +499,7 @@ pub fn optimal_config_with_policy(
         0.0
     };
     let model_size = size(model);
-    let experts = expert_weights_bytes(model);
+    let experts = needs.expert_bytes;
     let moe_hinted = h.get("cpuMoe") == Some(&Value::Bool(true))
         || hint_str(h, "overrideTensors") == Some("exps=CPU");
     let n_cpu_moe = get("nCpuMoe")
@@ -630,13 +534,13 @@ pub fn optimal_config_with_policy(
             .to_string();
     } else if !pinned_cache && !fa_off && has_vram {
         let weights = (model_size - hinted_cpu_experts) * GPU_WEIGHTS_OVERHEAD;
-        if weights + t_min * kv_bytes_per_token(model, "f16", "f16") > vram_budget {
+        if weights + t_min * needs.kv_bytes_per_token(None, None) > vram_budget {
             cache_k = "q8_0".into();
             cache_v = "q8_0".into();
             auto_quantized = true;
         }
     }
-    let bpt = kv_bytes_per_token(model, &cache_k, &cache_v);
+    let bpt = needs.kv_bytes_per_token(Some(&cache_k), Some(&cache_v));
     let mut best_raw: f64 = 0.0;
     let mut raw_capacity = |cpu_experts: f64, layers: f64| -> f64 {
         if cpu_experts > 0.0 && cpu_experts > machine.ram_total * MOE_EXPERT_TOTAL_RAM_FRACTION {
