@@ -959,21 +959,13 @@ export interface ServerConfig {
 }
 
 /** genai-electron 0.26's `LlamaServerConfig`; each field becomes the llama-server flag 0.26 passes. */
-export interface LlamaServerConfig {
-  modelId: string;
+export interface LlamaServerConfig extends ServerConfig {
   /** Default 8080; `'auto'` picks a free loopback port. */
   port?: number | 'auto';
-  threads?: number;
   /** Total context (`-c`); unset: sized by `systemInfo.getOptimalConfig`. */
   contextSize?: number;
   /** Per-slot context policy (0.26): sized by `getOptimalConfig` when `contextSize` is unset. */
   minimumContextSize?: number;
-  preferredContextSize?: number;
-  maximumContextSize?: number;
-  gpuLayers?: number;
-  parallelRequests?: number;
-  flashAttention?: FlashAttentionSetting;
-  host?: string;
   /** Accepted for compatibility; binaries are not validated by a test run. */
   forceValidation?: boolean;
   /** Milliseconds to wait for `/health` 200 (default 120000). */
