@@ -64,9 +64,9 @@ function startEnv() {
 
 class DiffusionServerManager extends EventEmitter {
   /**
-   * `modelManager` and `systemInfo` default to the singletons. `llamaServer` is kept for a
-   * resource orchestrator; without one `getOrchestrator()` is undefined and `'auto'` residency
-   * is always `'burst'`.
+   * `modelManager` and `systemInfo` default to the singletons. With a `llamaServer`, a
+   * ResourceOrchestrator is made as in 0.26 (LLM offload around images, room made on LLM start);
+   * without one `getOrchestrator()` is undefined and `'auto'` residency is always `'burst'`.
    */
   constructor(modelManager, systemInfo, llamaServer) {
     super();
@@ -81,6 +81,13 @@ class DiffusionServerManager extends EventEmitter {
     this._orchestrator = undefined;
     this._calibrating = false;
     this._native = new binding.NativeDiffusionServer((json) => this._onNative(json));
+    if (llamaServer) {
+      // As 0.26: the LLM is offloaded around images, and an LLM start makes room first.
+      const { ResourceOrchestrator } = require('./resource-orchestrator.js');
+      const orchestrator = new ResourceOrchestrator(systemInfo, llamaServer, this, modelManager);
+      this._orchestrator = orchestrator;
+      this._unregisterPreStartHook = llamaServer.registerPreStartHook((ctx) => orchestrator.prepareForLLMStart(ctx));
+    }
   }
 
   /** Emits without letting a throwing listener break the caller (or the native callback). */
