@@ -81,7 +81,7 @@ class DiffusionServerManager extends EventEmitter {
     this._orchestrator = undefined;
     this._calibrating = false;
     this._native = new binding.NativeDiffusionServer((json) => this._onNative(json));
-    if (llamaServer) {
+    if (llamaServer && typeof llamaServer.registerPreStartHook === 'function') {
       // As 0.26: the LLM is offloaded around images, and an LLM start makes room first.
       const { ResourceOrchestrator } = require('./resource-orchestrator.js');
       const orchestrator = new ResourceOrchestrator(systemInfo, llamaServer, this, modelManager);
