@@ -9,6 +9,7 @@
 
 const { EventEmitter } = require('node:events');
 const binding = require('../binding.js');
+const { toJson } = require('./native-json.js');
 const { native, nativeSync, ServerError } = require('./errors.js');
 const { getUserDataPath } = require('./user-data.js');
 const { probeOptions, SystemInfo } = require('./system-info.js');
@@ -16,18 +17,6 @@ const calibration = require('./diffusion-calibration.js');
 
 const BINARY_DIR_ENV = 'GENAI_ELECTRON_SD_BINARY_DIR';
 
-/**
- * JSON for the native side; `undefined` values become `null` ("not given") instead of vanishing.
- * NaN and ±Infinity would also become `null` and silently mean "default"; they travel as strings
- * instead, so validation refuses them with a message naming the field.
- */
-function toJson(obj) {
-  return JSON.stringify(obj, (_key, value) => {
-    if (value === undefined) return null;
-    if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
-    return value;
-  });
-}
 
 function envNumber(name) {
   const n = Number(process.env[name]);
