@@ -1279,11 +1279,23 @@ export interface SavedLLMState {
   savedAt: Date;
 }
 
+/** What the orchestrator calls on the diffusion side (0.26's DiffusionServerManager and ours have it). */
+export interface OrchestratedDiffusionServer {
+  getConfig(): { modelId: string; usageMode?: DiffusionUsageMode | 'auto' } | undefined;
+  executeImageGeneration(config: ImageGenerationConfig): Promise<unknown>;
+  executeBatchGeneration(config: ImageGenerationConfig): Promise<unknown>;
+  resolveUsageMode(requestMode: DiffusionUsageMode | 'auto' | undefined, llmWasOffloaded: boolean): DiffusionUsageMode;
+  settleResidency(mode: DiffusionUsageMode): Promise<void>;
+  releaseBackend(options?: { reason?: DiffusionBackendReleaseReason; waitForInFlight?: boolean }): Promise<unknown>;
+  getBackendInfo(): { state: string };
+  isCalibrating(): boolean;
+}
+
 export declare class ResourceOrchestrator {
-  constructor(systemInfo: SystemInfo | undefined, llamaServer: LlamaServerManager, diffusionServer: DiffusionServerManager, modelManager?: ModelManager);
+  constructor(systemInfo: SystemInfo | undefined, llamaServer: LlamaServerManager, diffusionServer: OrchestratedDiffusionServer, modelManager?: ModelManager);
   orchestrateImageGeneration(config: ImageGenerationConfig): Promise<ImageGenerationResult>;
   orchestrateBatchGeneration(config: ImageGenerationConfig): Promise<ImageGenerationResult[]>;
-  onDiffusionBackendReleased(reason: string): void;
+  onDiffusionBackendReleased(reason: DiffusionBackendReleaseReason): void;
   prepareForLLMStart(ctx: { config: LlamaServerConfig }): Promise<void>;
   offloadLLM(): Promise<void>;
   reloadLLM(): Promise<void>;

@@ -10,6 +10,7 @@
 const { EventEmitter } = require('node:events');
 const path = require('node:path');
 const binding = require('../binding.js');
+const { toJson } = require('./native-json.js');
 const { native, nativeSync, ServerError, InsufficientResourcesError, PortInUseError, GenaiElectronError } = require('./errors.js');
 const { getUserDataPath } = require('./user-data.js');
 const { checkHealth, findFreePort, isPortBindable, isServerResponding, normalizeHealthHost } = require('./net.js');
@@ -19,14 +20,6 @@ const DEFAULT_PORT = 8080;
 const DEFAULT_STARTUP_TIMEOUT_MS = 120000;
 const HEALTH_TIMEOUT_MS = 5000;
 
-/** JSON for the native side: `undefined` becomes null ("not given"); NaN/Infinity stay visible. */
-function toJson(obj) {
-  return JSON.stringify(obj, (_key, value) => {
-    if (value === undefined) return null;
-    if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
-    return value;
-  });
-}
 
 /**
  * The config fields getOptimalConfig takes as hints (0.26 passes the same set; the context

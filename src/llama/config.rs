@@ -2,6 +2,7 @@
 //! llama-server argument list 0.26 builds from them (same flags, same order), so an app sees the
 //! same server behaviour after switching.
 
+use crate::config_fields::{given, int_in, invalid, opt_bool, refuse_unknown};
 use crate::error::{Error, Result};
 use serde_json::{json, Map, Value};
 
@@ -50,43 +51,10 @@ pub const KV_CACHE_TYPES: &[&str] = &[
 
 const REASONING_FORMATS: &[&str] = &["none", "deepseek", "deepseek-legacy", "auto"];
 
-fn invalid(field: &str, msg: impl Into<String>) -> Error {
-    let msg = msg.into();
-    Error::server(
-        format!("Invalid configuration: {field} {msg}"),
-        json!({ "field": field, "code": "INVALID_CONFIG" }),
-    )
-}
-
-fn given<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key).filter(|v| !v.is_null())
-}
-
-fn int_in(obj: &Map<String, Value>, key: &str, min: i64, max: i64) -> Result<Option<i64>> {
-    let Some(v) = given(obj, key) else {
-        return Ok(None);
-    };
-    let n = v
-        .as_f64()
-        .ok_or_else(|| invalid(key, format!("must be a number, got {v}")))?;
-    if !n.is_finite() || n.fract() != 0.0 {
-        return Err(invalid(key, format!("must be an integer, got {v}")));
-    }
-    if n < min as f64 || n > max as f64 {
-        return Err(invalid(
-            key,
-            format!("must be between {min} and {max}, got {v}"),
-        ));
-    }
-    Ok(Some(n as i64))
-}
-
-fn boolean(obj: &Map<String, Value>, key: &str) -> Result<Option<bool>> {
-    match given(obj, key) {
-        None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(v) => Err(invalid(key, format!("must be a boolean, got {v}"))),
-    }
+fn int_field(obj: &Map<String, Value>, key: &str, min: i64, max: i64) -> Result<Option<i64>> {
+    given(obj, key)
+        .map(|v| int_in(v, key, min, max))
+        .transpose()
 }
 
 fn string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>> {
@@ -134,7 +102,7 @@ fn check_context_policy(obj: &Map<String, Value>) -> Result<()> {
     .iter()
     .enumerate()
     {
-        vals[i] = int_in(obj, key, 1, SAFE).map_err(|_| {
+        vals[i] = int_field(obj, key, 1, SAFE).map_err(|_| {
             constraint(
                 reason,
                 format!("{key} must be a positive safe integer"),
@@ -180,8 +148,8 @@ fn check_context_policy(obj: &Map<String, Value>) -> Result<()> {
             }
         }
     }
-    let slots = int_in(obj, "parallelRequests", 1, 4096)?.unwrap_or(1);
-    match int_in(obj, "contextSize", 0, i32::MAX as i64)? {
+    let slots = int_field(obj, "parallelRequests", 1, 4096)?.unwrap_or(1);
+    match int_field(obj, "contextSize", 0, i32::MAX as i64)? {
         Some(ctx) => {
             let per_slot = ctx / slots;
             if per_slot <= 0
@@ -245,29 +213,7 @@ impl LlamaConfig {
         let obj = value
             .as_object()
             .ok_or_else(|| invalid("config", "must be an object"))?;
-        let mut unknown: Vec<&str> = obj
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !VALID_CONFIG_FIELDS.contains(k))
-            .collect();
-        if !unknown.is_empty() {
-            unknown.sort_unstable();
-            let mut valid: Vec<&str> = VALID_CONFIG_FIELDS.to_vec();
-            valid.sort_unstable();
-            let plural = if unknown.len() > 1 { "s" } else { "" };
-            return Err(Error::server(
-                format!(
-                    "Unknown configuration field{plural}: {}. Valid fields for LlamaServerManager are: {}",
-                    unknown.join(", "),
-                    valid.join(", ")
-                ),
-                json!({
-                    "unknownFields": unknown,
-                    "validFields": valid,
-                    "suggestion": "Remove unrecognized fields from the configuration object. If using getOptimalConfig(), pick only the fields needed for this server type.",
-                }),
-            ));
-        }
+        refuse_unknown(obj, VALID_CONFIG_FIELDS, "LlamaServerManager")?;
         let model_id = match given(obj, "modelId") {
             Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
             _ => return Err(invalid("modelId", "is required (a non-empty string)")),
@@ -280,7 +226,7 @@ impl LlamaConfig {
                     format!("must be a number or 'auto', got '{s}'"),
                 ))
             }
-            Some(_) => (int_in(obj, "port", 1, 65535)?.map(|p| p as u16), false),
+            Some(_) => (int_field(obj, "port", 1, 65535)?.map(|p| p as u16), false),
             None => (None, false),
         };
         let flash_attention = match given(obj, "flashAttention") {
@@ -290,11 +236,11 @@ impl LlamaConfig {
             Some(_) => one_of(obj, "flashAttention", &["on", "off", "auto"])?,
         };
         // Fields that are checked here but become no flag.
-        boolean(obj, "forceValidation")?;
-        boolean(obj, "autoRestart")?;
-        int_in(obj, "maxRestarts", 0, 1000)?;
-        int_in(obj, "healthCheckInterval", 0, i32::MAX as i64)?;
-        int_in(obj, "startupTimeout", 1, i32::MAX as i64)?;
+        opt_bool(obj, "forceValidation")?;
+        opt_bool(obj, "autoRestart")?;
+        int_field(obj, "maxRestarts", 0, 1000)?;
+        int_field(obj, "healthCheckInterval", 0, i32::MAX as i64)?;
+        int_field(obj, "startupTimeout", 1, i32::MAX as i64)?;
         one_of(obj, "occupancyCheck", &["warn", "strict", "off"])?;
         string(obj, "binaryPath")?;
         check_context_policy(obj)?;
@@ -308,25 +254,25 @@ impl LlamaConfig {
             model_id,
             port,
             port_auto,
-            threads: int_in(obj, "threads", 1, 4096)?,
-            context_size: int_in(obj, "contextSize", 0, i32::MAX as i64)?,
-            gpu_layers: int_in(obj, "gpuLayers", 0, 100_000)?,
-            parallel_requests: int_in(obj, "parallelRequests", 1, 4096)?,
+            threads: int_field(obj, "threads", 1, 4096)?,
+            context_size: int_field(obj, "contextSize", 0, i32::MAX as i64)?,
+            gpu_layers: int_field(obj, "gpuLayers", 0, 100_000)?,
+            parallel_requests: int_field(obj, "parallelRequests", 1, 4096)?,
             flash_attention,
             model_alias: string(obj, "modelAlias")?,
-            continuous_batching: boolean(obj, "continuousBatching")?,
-            batch_size: int_in(obj, "batchSize", 1, i32::MAX as i64)?,
-            use_mmap: boolean(obj, "useMmap")?,
-            use_mlock: boolean(obj, "useMlock")?,
-            jinja: boolean(obj, "jinja")?,
+            continuous_batching: opt_bool(obj, "continuousBatching")?,
+            batch_size: int_field(obj, "batchSize", 1, i32::MAX as i64)?,
+            use_mmap: opt_bool(obj, "useMmap")?,
+            use_mlock: opt_bool(obj, "useMlock")?,
+            jinja: opt_bool(obj, "jinja")?,
             host,
             cache_type_k: one_of(obj, "cacheTypeK", KV_CACHE_TYPES)?,
             cache_type_v: one_of(obj, "cacheTypeV", KV_CACHE_TYPES)?,
-            swa_full: boolean(obj, "swaFull")?,
+            swa_full: opt_bool(obj, "swaFull")?,
             override_tensors: string(obj, "overrideTensors")?,
-            cache_ram: int_in(obj, "cacheRam", -1, i32::MAX as i64)?,
-            cpu_moe: boolean(obj, "cpuMoe")?,
-            n_cpu_moe: int_in(obj, "nCpuMoe", 0, 100_000)?,
+            cache_ram: int_field(obj, "cacheRam", -1, i32::MAX as i64)?,
+            cpu_moe: opt_bool(obj, "cpuMoe")?,
+            n_cpu_moe: int_field(obj, "nCpuMoe", 0, 100_000)?,
             reasoning_format: one_of(obj, "reasoningFormat", REASONING_FORMATS)?,
             fit: one_of(obj, "fit", &["on", "off"])?,
         };

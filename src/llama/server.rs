@@ -247,6 +247,7 @@ pub async fn launch(
         spec.startup_timeout,
         Duration::from_millis(20),
         Duration::from_millis(250),
+        None,
         || probe_health(&client, &spec.health_host, spec.port),
     )
     .await;

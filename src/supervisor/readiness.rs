@@ -4,6 +4,7 @@
 use super::process::{Child, ExitInfo};
 use std::future::Future;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// One answer of the readiness probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,13 +24,15 @@ pub enum Readiness {
     },
 }
 
-/// Polls `probe` (first after `first_delay`, then backing off ×1.5 up to `max_delay`) until it
-/// answers `Ready`, the child exits, or `timeout` passes.
+/// Polls `probe` (first after `first_delay`, then backing off ×1.5 up to `max_delay`, or at once
+/// when `wake` is notified, say by a `listening` line) until it answers `Ready`, the child
+/// exits, or `timeout` passes.
 pub async fn wait_ready<F, Fut>(
     child: &Child,
     timeout: Duration,
     first_delay: Duration,
     max_delay: Duration,
+    wake: Option<&Notify>,
     mut probe: F,
 ) -> Readiness
 where
@@ -48,6 +51,12 @@ where
         tokio::select! {
             info = child.wait() => return Readiness::Exited(info),
             _ = tokio::time::sleep(nap) => {}
+            _ = async {
+                match wake {
+                    Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => {}
         }
         let left = deadline.saturating_duration_since(Instant::now());
         tokio::select! {
@@ -88,6 +97,7 @@ mod tests {
             Duration::from_secs(10),
             Duration::from_millis(1),
             Duration::from_millis(5),
+            None,
             || async {
                 if n.fetch_add(1, Ordering::SeqCst) < 3 {
                     Probe::NotReady("503".into())
@@ -112,6 +122,7 @@ mod tests {
             Duration::from_secs(120),
             Duration::from_millis(10),
             Duration::from_millis(100),
+            None,
             || async { Probe::NotReady("connection refused".into()) },
         )
         .await;
@@ -133,6 +144,7 @@ mod tests {
             Duration::from_millis(150),
             Duration::from_millis(10),
             Duration::from_millis(20),
+            None,
             || async { Probe::NotReady("503 Loading model".into()) },
         )
         .await;
