@@ -177,7 +177,8 @@ describe('readiness', () => {
 
   test('a server that never finishes loading times out with the last /health answer', async () => {
     process.env.FAKE_LLAMA_MODE = 'hang-loading';
-    await assert.rejects(start({ startupTimeout: 600 }), (e) => e.name === 'ServerError' && e.details.code === 'STARTUP_TIMEOUT' && /503 Loading model/.test(e.message));
+    // Long enough for the fake to bind on a loaded machine: the last answer is its 503.
+    await assert.rejects(start({ startupTimeout: 3000 }), (e) => e.name === 'ServerError' && e.details.code === 'STARTUP_TIMEOUT' && /503 Loading model/.test(e.message));
     assert.equal(server.getStatus(), 'stopped');
   });
 });
