@@ -367,7 +367,7 @@ export interface GPUInfo {
 export interface SystemRecommendations {
   /** Largest LLM class for this machine: `7B`, `13B`, `34B` or `70B`. */
   maxModelSize: string;
-  recommendedQuantization: string[];
+  recommendedQuantization: readonly string[];
   /** Inference threads. */
   threads: number;
   /** `0` without a GPU; absent with one. */
@@ -1133,3 +1133,175 @@ export type Optional<T> = { [K in keyof T]?: T[K] };
 export type RequiredKeys<T> = { [K in keyof T]-?: {} extends Pick<T, K> ? never : K }[keyof T];
 export type OptionalKeys<T> = { [K in keyof T]-?: {} extends Pick<T, K> ? K : never }[keyof T];
 export type JSONValue = string | number | boolean | null | JSONValue[] | { [key: string]: JSONValue };
+
+// ---- LLM server (llama.cpp), getOptimalConfig and the resource orchestrator ----
+
+export type FlashAttentionSetting = boolean | 'on' | 'off' | 'auto';
+
+/** genai-electron 0.26's fields shared by its server configs. */
+export interface ServerConfig {
+  modelId: string;
+  port?: number | 'auto';
+  threads?: number;
+  contextSize?: number;
+  minimumContextSize?: number;
+  preferredContextSize?: number;
+  maximumContextSize?: number;
+  gpuLayers?: number;
+  parallelRequests?: number;
+  flashAttention?: FlashAttentionSetting;
+  host?: string;
+  forceValidation?: boolean;
+  startupTimeout?: number;
+}
+
+/** genai-electron 0.26's `LlamaServerConfig`; each field becomes the llama-server flag 0.26 passes. */
+export interface LlamaServerConfig extends ServerConfig {
+  /** Default 8080; `'auto'` picks a free loopback port. */
+  port?: number | 'auto';
+  /** Total context (`-c`); unset: sized by `systemInfo.getOptimalConfig`. */
+  contextSize?: number;
+  /** Per-slot context policy (0.26): sized by `getOptimalConfig` when `contextSize` is unset. */
+  minimumContextSize?: number;
+  /** Accepted for compatibility; binaries are not validated by a test run. */
+  forceValidation?: boolean;
+  /** Milliseconds to wait for `/health` 200 (default 120000). */
+  startupTimeout?: number;
+  modelAlias?: string;
+  continuousBatching?: boolean;
+  batchSize?: number;
+  useMmap?: boolean;
+  useMlock?: boolean;
+  jinja?: boolean;
+  cacheTypeK?: KVCacheType;
+  cacheTypeV?: KVCacheType;
+  swaFull?: boolean;
+  overrideTensors?: string;
+  cacheRam?: number;
+  cpuMoe?: boolean;
+  nCpuMoe?: number;
+  reasoningFormat?: 'auto' | 'deepseek' | 'deepseek-legacy' | 'none';
+  /** Default `'off'`: this library sizes context and layers; `'on'` leaves both to llama-server. */
+  fit?: 'on' | 'off';
+  occupancyCheck?: 'warn' | 'strict' | 'off';
+  autoRestart?: boolean;
+  maxRestarts?: number;
+  healthCheckInterval?: number;
+  /** llama-server or its folder; else `GENAI_ELECTRON_LLAMA_BINARY_DIR`, else `<userData>/binaries/llama/`. */
+  binaryPath?: string;
+}
+
+export type OptimalConfigHints = Partial<Pick<LlamaServerConfig, 'contextSize' | 'minimumContextSize' | 'preferredContextSize' | 'maximumContextSize' | 'gpuLayers' | 'parallelRequests' | 'flashAttention' | 'cacheTypeK' | 'cacheTypeV' | 'cpuMoe' | 'nCpuMoe' | 'overrideTensors'>>;
+
+export interface LlamaServerInfo {
+  status: ServerStatus;
+  health: HealthStatus;
+  pid?: number;
+  port: number;
+  modelId: string;
+  startedAt?: string;
+  error?: string;
+  loadTimeMs?: number;
+  configuredContextSize?: number;
+  /** `/props` `n_ctx`: per slot. */
+  effectiveContextSize?: number;
+  serverGeneration?: number;
+  effectiveParallelRequests?: number;
+}
+
+export interface LlamaServerReadyState {
+  serverGeneration: number;
+  modelId: string;
+  port: number;
+  configuredContextSize?: number;
+  effectiveContextSize: number;
+  effectiveParallelRequests: number;
+  startedAt: string;
+}
+
+export type LlamaPreStartHook = (ctx: { config: LlamaServerConfig; reason: 'start' | 'auto-restart' }) => Promise<void> | void;
+
+export interface LlamaCrashInfo {
+  /** Exit code, or null when a signal ended it. */
+  code: number | null;
+  /** `'SIGSEGV'`, `'SIGKILL'`, ...; null for an exit code. */
+  signal: string | null;
+  /** The last stderr lines of llama-server. */
+  stderr: string;
+  message: string;
+}
+
+export declare class LlamaServerManager extends EventEmitter {
+  constructor(modelManager?: ModelManager, systemInfo?: SystemInfo);
+  start(config: LlamaServerConfig): Promise<LlamaServerInfo>;
+  stop(): Promise<void>;
+  restart(): Promise<LlamaServerInfo>;
+  getStatus(): ServerStatus;
+  getInfo(): LlamaServerInfo;
+  getPort(): number;
+  getPid(): number | undefined;
+  getConfig(): LlamaServerConfig | undefined;
+  isRunning(): boolean;
+  isStopped(): boolean;
+  isStarting(): boolean;
+  isStopping(): boolean;
+  hasCrashed(): boolean;
+  isHealthy(): Promise<boolean>;
+  getHealthStatus(): Promise<HealthStatus>;
+  getLogs(lines?: number): Promise<string[]>;
+  getStructuredLogs(lines?: number): Promise<LogEntry[]>;
+  clearLogs(): Promise<void>;
+  getLogPath(): string | undefined;
+  registerPreStartHook(hook: LlamaPreStartHook): () => void;
+  /** Always false: LLM calibration is not provided. */
+  isCalibrating(): boolean;
+  /** Not provided: rejects with a ServerError (`details.code: 'NOT_SUPPORTED'`). */
+  calibrate(config?: unknown): Promise<unknown>;
+  on(event: 'status', listener: (status: ServerStatus, previous: ServerStatus) => void): this;
+  on(event: 'ready', listener: (state: LlamaServerReadyState) => void): this;
+  on(event: 'started' | 'restarted' | 'health-check-ok', listener: (info: LlamaServerInfo) => void): this;
+  on(event: 'stopped', listener: () => void): this;
+  on(event: 'crashed', listener: (crash: LlamaCrashInfo) => void): this;
+  on(event: 'health-check-failed', listener: (e: { consecutiveFailures: number; serverInfo: LlamaServerInfo }) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+export declare const llamaServer: LlamaServerManager;
+
+export interface SystemInfo {
+  /** genai-electron 0.26's llama-server sizing for `modelInfo` on this machine. */
+  getOptimalConfig(modelInfo: Pick<ModelInfo, 'size'> & Partial<ModelInfo>, hints?: OptimalConfigHints): Promise<Partial<LlamaServerConfig>>;
+}
+
+export interface SavedLLMState {
+  config: LlamaServerConfig;
+  wasRunning: boolean;
+  savedAt: Date;
+}
+
+/** What the orchestrator calls on the diffusion side (0.26's DiffusionServerManager and ours have it). */
+export interface OrchestratedDiffusionServer {
+  getConfig(): { modelId: string; usageMode?: DiffusionUsageMode | 'auto' } | undefined;
+  executeImageGeneration(config: ImageGenerationConfig): Promise<unknown>;
+  executeBatchGeneration(config: ImageGenerationConfig): Promise<unknown>;
+  resolveUsageMode(requestMode: DiffusionUsageMode | 'auto' | undefined, llmWasOffloaded: boolean): DiffusionUsageMode;
+  settleResidency(mode: DiffusionUsageMode): Promise<void>;
+  releaseBackend(options?: { reason?: DiffusionBackendReleaseReason; waitForInFlight?: boolean }): Promise<unknown>;
+  getBackendInfo(): { state: string };
+  isCalibrating(): boolean;
+}
+
+export declare class ResourceOrchestrator {
+  constructor(systemInfo: SystemInfo | undefined, llamaServer: LlamaServerManager, diffusionServer: OrchestratedDiffusionServer, modelManager?: ModelManager);
+  orchestrateImageGeneration(config: ImageGenerationConfig): Promise<ImageGenerationResult>;
+  orchestrateBatchGeneration(config: ImageGenerationConfig): Promise<ImageGenerationResult[]>;
+  onDiffusionBackendReleased(reason: DiffusionBackendReleaseReason): void;
+  prepareForLLMStart(ctx: { config: LlamaServerConfig }): Promise<void>;
+  offloadLLM(): Promise<void>;
+  reloadLLM(): Promise<void>;
+  clearSavedState(): void;
+  getSavedState(): SavedLLMState | undefined;
+  waitForReload(): Promise<void>;
+  wouldNeedOffload(): Promise<boolean>;
+}
+// ---- end LLM server ----

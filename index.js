@@ -69,7 +69,16 @@ const { formatErrorForUI } = require('./lib/format-error.js');
 
 const systemInfo = SystemInfo.getInstance();
 const modelManager = ModelManager.getInstance();
-const diffusionServer = new DiffusionServerManager();
+
+// ---- LLM server (llama.cpp) and the resource orchestrator ----
+const { LlamaServerManager } = require('./lib/llama-server.js');
+const { ResourceOrchestrator } = require('./lib/resource-orchestrator.js');
+
+const llamaServer = new LlamaServerManager();
+// ---- end LLM server ----
+
+// As 0.26: the diffusion singleton offloads the LLM singleton around images.
+const diffusionServer = new DiffusionServerManager(undefined, undefined, llamaServer);
 
 module.exports = {
   // Singletons and managers
@@ -80,6 +89,9 @@ module.exports = {
   ModelManager,
   DiffusionServerManager,
   StorageManager,
+  llamaServer,
+  LlamaServerManager,
+  ResourceOrchestrator,
   // Server plumbing
   checkHealth,
   waitForHealthy,

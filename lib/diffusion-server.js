@@ -9,6 +9,7 @@
 
 const { EventEmitter } = require('node:events');
 const binding = require('../binding.js');
+const { toJson } = require('./native-json.js');
 const { native, nativeSync, ServerError } = require('./errors.js');
 const { getUserDataPath } = require('./user-data.js');
 const { probeOptions, SystemInfo } = require('./system-info.js');
@@ -16,18 +17,6 @@ const calibration = require('./diffusion-calibration.js');
 
 const BINARY_DIR_ENV = 'GENAI_ELECTRON_SD_BINARY_DIR';
 
-/**
- * JSON for the native side; `undefined` values become `null` ("not given") instead of vanishing.
- * NaN and ±Infinity would also become `null` and silently mean "default"; they travel as strings
- * instead, so validation refuses them with a message naming the field.
- */
-function toJson(obj) {
-  return JSON.stringify(obj, (_key, value) => {
-    if (value === undefined) return null;
-    if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
-    return value;
-  });
-}
 
 function envNumber(name) {
   const n = Number(process.env[name]);
@@ -64,9 +53,9 @@ function startEnv() {
 
 class DiffusionServerManager extends EventEmitter {
   /**
-   * `modelManager` and `systemInfo` default to the singletons. `llamaServer` is kept for a
-   * resource orchestrator; without one `getOrchestrator()` is undefined and `'auto'` residency
-   * is always `'burst'`.
+   * `modelManager` and `systemInfo` default to the singletons. With a `llamaServer`, a
+   * ResourceOrchestrator is made as in 0.26 (LLM offload around images, room made on LLM start);
+   * without one `getOrchestrator()` is undefined and `'auto'` residency is always `'burst'`.
    */
   constructor(modelManager, systemInfo, llamaServer) {
     super();
@@ -81,6 +70,13 @@ class DiffusionServerManager extends EventEmitter {
     this._orchestrator = undefined;
     this._calibrating = false;
     this._native = new binding.NativeDiffusionServer((json) => this._onNative(json));
+    if (llamaServer && typeof llamaServer.registerPreStartHook === 'function') {
+      // As 0.26: the LLM is offloaded around images, and an LLM start makes room first.
+      const { ResourceOrchestrator } = require('./resource-orchestrator.js');
+      const orchestrator = new ResourceOrchestrator(systemInfo, llamaServer, this, modelManager);
+      this._orchestrator = orchestrator;
+      this._unregisterPreStartHook = llamaServer.registerPreStartHook((ctx) => orchestrator.prepareForLLMStart(ctx));
+    }
   }
 
   /** Emits without letting a throwing listener break the caller (or the native callback). */

@@ -38,6 +38,7 @@ const RAW_ARCH_FIELDS = ['attention.head_count_kv', 'attention.key_length', 'exp
 const GGUF_FIELDS = [
   'architecture',
   'block_count',
+  'context_length',
   'attention_head_count',
   'attention_head_count_kv',
   'attention_key_length',
@@ -156,6 +157,20 @@ class SystemInfo {
     }
     checkSignal(options);
     return 'not-required';
+  }
+
+  /**
+   * genai-electron 0.26's llama-server sizing for `modelInfo` on this machine: threads,
+   * parallelRequests, contextSize, gpuLayers, and when needed cpuMoe or a q8_0 KV cache with
+   * flash attention. `hints` are the config fields the caller pins.
+   */
+  async getOptimalConfig(modelInfo, hints = {}) {
+    if (hints === null || typeof hints !== 'object') throw new TypeError('getOptimalConfig: hints must be an object');
+    try {
+      return await native(binding.systemOptimalConfig(JSON.stringify(sizingFields(modelInfo)), JSON.stringify(hints), probeOptions()));
+    } catch (error) {
+      throw require('./llama-server.js').contextConstraint(error);
+    }
   }
 
   /** Forgets the cached `detect()` result. */

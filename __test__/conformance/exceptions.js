@@ -133,28 +133,16 @@ module.exports = [
     reason: 'Echoes the sampler calibrated with, which may be one of the samplers this package accepts beyond 0.26 (ImageSampler is a superset).',
   },
 
-  // ---- The LLM server and its calibration (not provided yet)
+  // ---- The LLM server: provided without LLM calibration
   {
-    names: ['llamaServer', 'LlamaServerManager', 'LlamaServerReadyState', 'LlamaServerConfig', 'LlamaPreStartHook', 'ServerConfig', 'OptimalConfigHints', 'FlashAttentionSetting', 'LLAMA_CALIBRATION_DEFAULTS'],
-    kind: 'not-provided',
+    names: ['llamaServer', 'LlamaServerManager'],
+    kind: 'difference',
     doc: '`llamaServer`, `LlamaServerManager`',
-    reason: 'The llama.cpp server manager and its configuration types are not provided yet.',
+    reason:
+      "Provided without LLM calibration: no calibrationProbeExecutor constructor argument, calibrate() rejects with NOT_SUPPORTED, and 0.26's internal members (processManager, logManager, ...) that TypeScript compares for classes are absent.",
   },
   {
-    names: ['SystemInfo', 'systemInfo'],
-    members: ['getOptimalConfig'],
-    kind: 'not-provided',
-    doc: '`systemInfo.getOptimalConfig()`',
-    reason: 'getOptimalConfig() returns a llama-server configuration; it arrives with the LLM server.',
-  },
-  {
-    names: ['ResourceOrchestrator', 'SavedLLMState'],
-    kind: 'not-provided',
-    doc: '`ResourceOrchestrator`',
-    reason: 'LLM offload around image generation arrives with the LLM server.',
-  },
-  {
-    names: [...LLM_CALIBRATION_TYPES, 'LlamaCalibrationResourceStabilityError', 'LlamaCalibrationResourceStabilityDetailsCommon', 'LlamaCalibrationResourceStabilityDetails'],
+    names: [...LLM_CALIBRATION_TYPES, 'LLAMA_CALIBRATION_DEFAULTS', 'LlamaCalibrationResourceStabilityError', 'LlamaCalibrationResourceStabilityDetailsCommon', 'LlamaCalibrationResourceStabilityDetails'],
     kind: 'not-provided',
     doc: '`Llama*Calibration*` types',
     reason:

@@ -114,3 +114,22 @@ async function main(): Promise<void> {
   }
 }
 void main;
+
+// ---- LLM server ----
+import { llamaServer, LlamaServerManager, ResourceOrchestrator, LlamaServerConfig, systemInfo as si2, modelManager as mm2, diffusionServer as ds2 } from '../../index';
+async function llmUsage(): Promise<void> {
+  const cfg: LlamaServerConfig = { modelId: 'm', port: 'auto', contextSize: 4096, flashAttention: 'on', cacheTypeK: 'q8_0', fit: 'off' };
+  const info = await llamaServer.start(cfg);
+  const ctx: number | undefined = info.effectiveContextSize;
+  llamaServer.on('crashed', (c) => console.log(c.code, c.signal, c.stderr));
+  llamaServer.on('ready', (r) => console.log(r.effectiveParallelRequests));
+  const off = llamaServer.registerPreStartHook(async ({ config, reason }) => console.log(config.modelId, reason));
+  off();
+  const opt = await si2.getOptimalConfig({ size: 1 }, { contextSize: 2048 });
+  console.log(ctx, opt.gpuLayers, llamaServer.getConfig()?.modelId, await llamaServer.getHealthStatus());
+  const orch = new ResourceOrchestrator(si2, new LlamaServerManager(mm2, si2), ds2, mm2);
+  const saved = orch.getSavedState();
+  console.log(saved?.config.modelId, await orch.wouldNeedOffload());
+  await llamaServer.stop();
+}
+void llmUsage;

@@ -6,5 +6,6 @@ mod diffusion;
 mod download;
 mod errors;
 mod files;
+mod llama;
 mod models;
 mod system;

@@ -13,6 +13,7 @@ use crate::diffusion::process::{ExitInfo, LineHandler, SdProcess, Stream};
 use crate::diffusion::progress::{Progress, Tracker};
 use crate::diffusion::residency::{now_iso, stronger, BackendState, Residency};
 use crate::error::{Error, Result};
+use crate::supervisor::readiness::{wait_ready, Probe, Readiness};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -764,56 +765,66 @@ impl ServerBackend {
         // If this future is dropped before the process is handed over, nobody else knows it:
         // kill it rather than leave a model-holding sd-server running.
         let mut orphan_guard = KillOnDrop(Some(live.clone()));
-        let ready = async {
-            let mut backoff = Duration::from_millis(10);
-            loop {
+        // Ready when sd-server answers as sd-server; woken early by its `listening on` line.
+        let ready = wait_ready(
+            live.proc.child(),
+            self.start_timeout,
+            Duration::from_millis(10),
+            Duration::from_millis(250),
+            Some(&listening),
+            || async {
                 if self.probe(&live.base).await {
-                    return;
+                    Probe::Ready
+                } else {
+                    Probe::NotReady("no sd-server answer".into())
                 }
-                tokio::select! {
-                    _ = listening.notified() => {}
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_millis(250));
-            }
-        };
+            },
+        );
         let stop_now = |live: &Arc<Live>| {
             live.expected.store(true, Ordering::SeqCst);
             let live = live.clone();
             async move { live.proc.terminate(KILL_GRACE).await }
         };
         tokio::select! {
-            info = live.proc.wait() => {
-                let loaded_ok = !info.notes.context_failed && info.notes.failed_components.is_empty() && info.notes.tensor_modules.is_empty();
-                if info.code == Some(0) && loaded_ok {
-                    // sd-server prints `listening on` before binding and exits 0 when the bind
-                    // fails: the port was taken after we chose it. Not a model problem.
-                    return Err(SpawnFailure::PortLost(Error::server(
-                        format!("sd-server could not listen on 127.0.0.1:{port} (it exited with code 0 right after starting; the port was probably taken by another program)"),
-                        json!({ "code": "PORT_UNAVAILABLE", "port": port, "args": args }),
-                    )));
+            outcome = ready => match outcome {
+                Readiness::Ready => {
+                    orphan_guard.0 = None;
+                    self.hooks.log(LogLevel::Info, &format!("sd-server ready (pid {}, {})", live.proc.pid(), live.base));
+                    Ok(live)
                 }
-                Err(SpawnFailure::Fatal(load_error(&info, &self.setup.files, "sd-server", &args)))
-            }
-            _ = tokio::time::sleep(self.start_timeout) => {
-                let pid = live.proc.pid();
-                let info = stop_now(&live).await;
-                let ms = self.start_timeout.as_millis() as u64;
-                Err(SpawnFailure::Fatal(Error::server(
-                    format!("sd-server did not become ready within {ms} ms"),
-                    json!({
-                        "code": "SD_SERVER_READY_TIMEOUT",
-                        "pid": pid,
-                        "port": port,
-                        "host": "127.0.0.1",
-                        "timeoutMs": ms,
-                        "stderrTail": info.stderr_tail.join("\n"),
-                        "stdoutTail": info.notes.lines.join("\n"),
-                        "args": args,
-                        "suggestion": "Increase DiffusionServerConfig.startupTimeout: large models on slow disks can take minutes to load.",
-                    }),
-                )))
-            }
+                Readiness::Exited(_) => {
+                    let info = live.proc.wait().await;
+                    let loaded_ok = !info.notes.context_failed && info.notes.failed_components.is_empty() && info.notes.tensor_modules.is_empty();
+                    if info.code == Some(0) && loaded_ok {
+                        // sd-server prints `listening on` before binding and exits 0 when the bind
+                        // fails: the port was taken after we chose it. Not a model problem.
+                        return Err(SpawnFailure::PortLost(Error::server(
+                            format!("sd-server could not listen on 127.0.0.1:{port} (it exited with code 0 right after starting; the port was probably taken by another program)"),
+                            json!({ "code": "PORT_UNAVAILABLE", "port": port, "args": args }),
+                        )));
+                    }
+                    Err(SpawnFailure::Fatal(load_error(&info, &self.setup.files, "sd-server", &args)))
+                }
+                Readiness::TimedOut { .. } => {
+                    let pid = live.proc.pid();
+                    let info = stop_now(&live).await;
+                    let ms = self.start_timeout.as_millis() as u64;
+                    Err(SpawnFailure::Fatal(Error::server(
+                        format!("sd-server did not become ready within {ms} ms"),
+                        json!({
+                            "code": "SD_SERVER_READY_TIMEOUT",
+                            "pid": pid,
+                            "port": port,
+                            "host": "127.0.0.1",
+                            "timeoutMs": ms,
+                            "stderrTail": info.stderr_tail.join("\n"),
+                            "stdoutTail": info.notes.lines.join("\n"),
+                            "args": args,
+                            "suggestion": "Increase DiffusionServerConfig.startupTimeout: large models on slow disks can take minutes to load.",
+                        }),
+                    )))
+                }
+            },
             _ = self.shutdown.cancelled() => {
                 stop_now(&live).await;
                 Err(SpawnFailure::Fatal(start_aborted()))
@@ -824,11 +835,6 @@ impl ServerBackend {
                     "stable-diffusion.cpp backend released before it was ready",
                     json!({ "code": "BACKEND_RELEASED_DURING_START" }),
                 )))
-            }
-            _ = ready => {
-                orphan_guard.0 = None;
-                self.hooks.log(LogLevel::Info, &format!("sd-server ready (pid {}, {})", live.proc.pid(), live.base));
-                Ok(live)
             }
         }
     }

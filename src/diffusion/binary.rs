@@ -5,6 +5,7 @@
 
 use crate::diffusion::config::Backend;
 use crate::error::{Error, Result};
+use crate::supervisor::process::is_executable;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -19,24 +20,6 @@ pub fn program_names(backend: Backend) -> Vec<String> {
     base.iter()
         .map(|n| format!("{n}{}", std::env::consts::EXE_SUFFIX))
         .collect()
-}
-
-fn is_executable(p: &Path) -> bool {
-    let Ok(meta) = std::fs::metadata(p) else {
-        return false;
-    };
-    if !meta.is_file() {
-        return false;
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        meta.permissions().mode() & 0o111 != 0
-    }
-    #[cfg(not(unix))]
-    {
-        true
-    }
 }
 
 /// Resolves the program for `backend`. `explicit` is `config.binaryPath`, `env_dir` the

@@ -3,6 +3,7 @@
 //! sampler, so every number and name is checked here and refused with a message that names it.
 //! A JSON `null` counts as "not given" (JS `undefined` travels as `null`).
 
+use crate::config_fields::{given, int_in, invalid, opt_bool, refuse_unknown};
 use crate::error::{Error, Result};
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
@@ -141,43 +142,6 @@ pub struct ServerConfig {
     pub raw: Value,
 }
 
-fn invalid(field: &str, msg: impl Into<String>) -> Error {
-    let msg = msg.into();
-    Error::server(
-        format!("Invalid configuration: {field} {msg}"),
-        json!({ "field": field, "code": "INVALID_CONFIG" }),
-    )
-}
-
-fn given<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key).filter(|v| !v.is_null())
-}
-
-fn opt_bool(obj: &Map<String, Value>, key: &str) -> Result<Option<bool>> {
-    match given(obj, key) {
-        None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(v) => Err(invalid(key, format!("must be a boolean, got {v}"))),
-    }
-}
-
-/// An integer in `min..=max` (JSON numbers may arrive as floats from JS).
-fn int_in(v: &Value, key: &str, min: i64, max: i64) -> Result<i64> {
-    let n = v
-        .as_f64()
-        .ok_or_else(|| invalid(key, format!("must be a number, got {v}")))?;
-    if !n.is_finite() || n.fract() != 0.0 {
-        return Err(invalid(key, format!("must be an integer, got {v}")));
-    }
-    if n < min as f64 || n > max as f64 {
-        return Err(invalid(
-            key,
-            format!("must be between {min} and {max}, got {v}"),
-        ));
-    }
-    Ok(n as i64)
-}
-
 /// The 0.26 name or this library's older one (both given: the 0.26 name wins).
 fn alias<'a>(
     obj: &'a Map<String, Value>,
@@ -207,28 +171,7 @@ impl ServerConfig {
         let obj = value
             .as_object()
             .ok_or_else(|| invalid("config", "must be an object"))?;
-        let unknown: Vec<&str> = obj
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !VALID_CONFIG_FIELDS.contains(k))
-            .collect();
-        if !unknown.is_empty() {
-            let mut valid: Vec<&str> = VALID_CONFIG_FIELDS.to_vec();
-            valid.sort_unstable();
-            return Err(Error::server(
-                format!(
-                    "Unknown configuration field{}: {}. Valid fields for DiffusionServerManager are: {}",
-                    if unknown.len() > 1 { "s" } else { "" },
-                    unknown.join(", "),
-                    valid.join(", ")
-                ),
-                json!({
-                    "unknownFields": unknown,
-                    "validFields": valid,
-                    "suggestion": "Remove unrecognized fields from the configuration object. If using getOptimalConfig(), pick only the fields needed for this server type.",
-                }),
-            ));
-        }
+        refuse_unknown(obj, VALID_CONFIG_FIELDS, "DiffusionServerManager")?;
         let model_id = match given(obj, "modelId") {
             Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
             _ => return Err(invalid("modelId", "is required (a non-empty string)")),

@@ -3,77 +3,7 @@
 //! and strips ANSI sequences. Messages are matched on the text after ` - `, because the
 //! `file:line` prefix changes between sd.cpp versions.
 
-/// Splits a byte stream into segments on `\r` and `\n`, keeping an incomplete tail between feeds.
-#[derive(Debug, Default)]
-pub struct LineSplitter {
-    pending: Vec<u8>,
-}
-
-/// Longest segment kept while waiting for a separator; a runaway line is cut, never buffered whole.
-const MAX_SEGMENT: usize = 64 * 1024;
-
-impl LineSplitter {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Feeds bytes and returns every completed, non-blank segment, ANSI codes removed.
-    pub fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
-        let mut out = Vec::new();
-        for &b in bytes {
-            if b == b'\r' || b == b'\n' {
-                self.flush_into(&mut out);
-            } else {
-                self.pending.push(b);
-                if self.pending.len() >= MAX_SEGMENT {
-                    self.flush_into(&mut out);
-                }
-            }
-        }
-        out
-    }
-
-    /// Returns the incomplete tail (at end of stream).
-    pub fn finish(&mut self) -> Vec<String> {
-        let mut out = Vec::new();
-        self.flush_into(&mut out);
-        out
-    }
-
-    fn flush_into(&mut self, out: &mut Vec<String>) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let text = String::from_utf8_lossy(&self.pending).into_owned();
-        self.pending.clear();
-        let clean = strip_ansi(&text);
-        if !clean.trim().is_empty() {
-            out.push(clean.trim_end().to_string());
-        }
-    }
-}
-
-/// Removes ANSI escape sequences (`\033[K`, colour codes from `--color`).
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                // CSI: parameters and intermediates, then one final byte in @..~
-                for d in chars.by_ref() {
-                    if ('@'..='~').contains(&d) {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::supervisor::lines::{strip_ansi, LineSplitter};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {

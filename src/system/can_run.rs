@@ -19,12 +19,12 @@ use serde_json::{Map, Value};
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 /// Runtime overhead over the file size of CPU-resident weights (genai-electron's 1.2).
 pub const OVERHEAD: f64 = 1.2;
-const GPU_WEIGHTS_OVERHEAD: f64 = 1.1;
+pub const GPU_WEIGHTS_OVERHEAD: f64 = 1.1;
 const CPU_ONLY_ADVISORY_BYTES: f64 = 8.0 * GIB;
-const KV_FLOOR_TOKENS: f64 = 4096.0;
-const COMPUTE_BUFFER_BYTES: f64 = GIB;
-const OS_RAM_MARGIN_BYTES: f64 = 2.0 * GIB;
-const MOE_EXPERT_TOTAL_RAM_FRACTION: f64 = 0.6;
+pub const KV_FLOOR_TOKENS: f64 = 4096.0;
+pub const COMPUTE_BUFFER_BYTES: f64 = GIB;
+pub const OS_RAM_MARGIN_BYTES: f64 = 2.0 * GIB;
+pub const MOE_EXPERT_TOTAL_RAM_FRACTION: f64 = 0.6;
 
 /// Bytes per element of each llama.cpp KV cache type (block formats: block bytes / 32).
 pub fn kv_bytes_per_element(cache_type: &str) -> Option<f64> {
@@ -273,7 +273,7 @@ impl ModelNeeds {
     }
 
     /// KV cache bytes per token of context.
-    fn kv_bytes_per_token(&self, k: Option<&str>, v: Option<&str>) -> f64 {
+    pub fn kv_bytes_per_token(&self, k: Option<&str>, v: Option<&str>) -> f64 {
         let per = |t: Option<&str>| kv_bytes_per_element(t.unwrap_or("f16")).unwrap_or(2.0);
         // genai-electron's order of operations, so the figures in messages match to the digit.
         self.layer_count * self.kv_heads * self.head_dim * (per(k) + per(v))
