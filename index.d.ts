@@ -600,6 +600,7 @@ export declare class DiffusionServerManager extends EventEmitter {
   on(event: 'stopped', listener: () => void): this;
   on(event: 'crashed', listener: (event: DiffusionCrashEvent) => void): this;
   on(event: 'binary-log', listener: (event: BinaryLogEvent) => void): this;
+  on(event: 'binary-progress', listener: (event: BinaryProgressEvent) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
@@ -644,3 +645,32 @@ export declare class ChecksumError extends GenaiElectronError {
 export declare class BinaryError extends GenaiElectronError {
   constructor(message: string, details?: unknown);
 }
+
+// ---- Binary provisioning (genai-electron 0.26's BINARY_VERSIONS / getBinaryPath) ----
+export interface BinaryProgressEvent {
+  phase: 'downloading' | 'extracting' | 'finalizing' | 'verifying' | 'testing' | 'installing';
+  /** 'binary', or the dependency's description. */
+  file: string;
+  downloaded?: number;
+  total?: number;
+  percent?: number;
+  completedEntries?: number;
+  totalEntries?: number;
+  writtenBytes?: number;
+  totalUncompressedBytes?: number;
+}
+export interface BinaryVariantConfig {
+  type: string;
+  url: string;
+  /** SHA-256 of the archive. */
+  checksum: string;
+  dependencies?: ReadonlyArray<{ url: string; checksum: string; description?: string }>;
+}
+export interface BinaryReleaseConfig {
+  version: string;
+  variants: Readonly<Record<string, ReadonlyArray<BinaryVariantConfig>>>;
+}
+/** The pinned releases (the same as genai-electron 0.26's). */
+export declare const BINARY_VERSIONS: Readonly<{ llamaServer: BinaryReleaseConfig; diffusionCpp: BinaryReleaseConfig }>;
+/** `<userData>/binaries/<type>/<binaryName>` (`.exe` added on Windows). */
+export declare function getBinaryPath(type: 'llama' | 'diffusion', binaryName: string): string;

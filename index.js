@@ -14,6 +14,7 @@ const { SystemInfo } = require('./lib/system-info.js');
 const { DiffusionServerManager } = require('./lib/diffusion-server.js');
 const binding = require('./binding.js');
 const { PATHS, getModelFilePath, getModelDirectory } = require('./lib/paths.js');
+const { BINARY_VERSIONS, getBinaryPath } = require('./lib/binaries.js');
 
 /** `fetchLocalGGUFMetadata(path)`: the GGUF header of a local file as `GGUFMetadata`. */
 function fetchLocalGGUFMetadata(filePath) {
@@ -46,4 +47,7 @@ module.exports = {
   FileSystemError: errors.FileSystemError,
   ChecksumError: errors.ChecksumError,
   BinaryError: errors.BinaryError,
+  // Binary provisioning
+  BINARY_VERSIONS,
+  getBinaryPath,
 };

@@ -10,6 +10,7 @@ const binding = require('../binding.js');
 const { native, nativeSync, ServerError } = require('./errors.js');
 const { getUserDataPath } = require('./user-data.js');
 const { probeOptions } = require('./system-info.js');
+const binaries = require('./binaries.js');
 
 const BINARY_DIR_ENV = 'GENAI_ELECTRON_SD_BINARY_DIR';
 
@@ -123,6 +124,7 @@ class DiffusionServerManager extends EventEmitter {
     if (config === null || typeof config !== 'object' || Array.isArray(config)) {
       throw new TypeError('start() expects a DiffusionServerConfig object');
     }
+    await this._provisionBinary(config);
     const info = await native(
       this._native.start(getUserDataPath(), toJson(config), probeOptions(), {
         binaryDir: process.env[BINARY_DIR_ENV],
@@ -133,6 +135,24 @@ class DiffusionServerManager extends EventEmitter {
     this._config = config;
     this._safeEmit('started', info);
     return info;
+  }
+
+  /**
+   * Binary provisioning: without binaryPath / GENAI_ELECTRON_SD_BINARY_DIR, makes sure
+   * `<userData>/binaries/diffusion/` holds a validated stable-diffusion.cpp build (downloading one
+   * if needed), emitting 'binary-log' and 'binary-progress'. The native lookup then finds it there.
+   */
+  async _provisionBinary(config) {
+    // A binaryPath that is not a string is refused by the config validation that follows.
+    if (config.binaryPath != null && typeof config.binaryPath !== 'string') return undefined;
+    const overridden = config.binaryPath != null || Boolean(process.env[BINARY_DIR_ENV]);
+    const modelArgs = overridden ? undefined : await binaries.diffusionModelArgs(config.modelId);
+    return binaries.ensureBinary('diffusion', {
+      emitter: this,
+      binaryPath: config.binaryPath,
+      forceValidation: config.forceValidation,
+      modelArgs,
+    });
   }
 
   /** Cancels queued and running generations, ends every child process and closes the API. */

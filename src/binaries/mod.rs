@@ -102,12 +102,7 @@ pub async fn ensure(req: Request, sink: Sink) -> Result<Outcome> {
         .kind
         .ok_or_else(|| Error::InvalidArgument("binary type missing".into()))?;
     if let Some(dir) = &req.override_dir {
-        if !dir.is_dir() && !dir.is_file() {
-            return Err(Error::binary(
-                format!("The binary override {} does not exist", dir.display()),
-                json!({ "path": dir.display().to_string(), "suggestion": "Point binaryPath (or the environment variable) at the folder holding the programs, or unset it to let the library install a build." }),
-            ));
-        }
+        // The program lookup (which reports every place it searched) judges the folder.
         sink.log(
             "info",
             format!("Using binaries from {} (override; nothing is downloaded)", dir.display()),
