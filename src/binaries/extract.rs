@@ -179,16 +179,14 @@ impl Out<'_> {
             if self.written > self.limits.max_total_bytes {
                 return Err(refuse(
                     self.archive,
-                    format!(
-                        "it expands past {} bytes",
-                        self.limits.max_total_bytes
-                    ),
+                    format!("it expands past {} bytes", self.limits.max_total_bytes),
                 ));
             }
             f.write_all(&buf[..n])
                 .map_err(|e| io_err("Failed to write", &path, e))?;
         }
-        f.sync_all().map_err(|e| io_err("Failed to write", &path, e))?;
+        f.sync_all()
+            .map_err(|e| io_err("Failed to write", &path, e))?;
         drop(f);
         set_mode(&path, mode);
         self.files.push(portable(rel));
@@ -394,7 +392,12 @@ fn extract_tar_gz(out: &mut Out<'_>, on_progress: &mut dyn FnMut(Progress)) -> R
     let packed = std::fs::metadata(archive)
         .map_err(|e| io_err("Failed to open", archive, e))?
         .len();
-    let unreadable = |e: std::io::Error| refuse(archive, format!("it is not a readable .tar.gz archive ({e})"));
+    let unreadable = |e: std::io::Error| {
+        refuse(
+            archive,
+            format!("it is not a readable .tar.gz archive ({e})"),
+        )
+    };
     let mut p = Progress::default();
     {
         let mut a = open_tar(archive)?;
@@ -516,7 +519,11 @@ mod tests {
         gz.finish().unwrap()
     }
 
-    fn run(bytes: &[u8], fmt: ArchiveFormat, l: Limits) -> (tempfile::TempDir, Result<Vec<String>>) {
+    fn run(
+        bytes: &[u8],
+        fmt: ArchiveFormat,
+        l: Limits,
+    ) -> (tempfile::TempDir, Result<Vec<String>>) {
         let d = tempfile::tempdir().unwrap();
         let a = d.path().join(format!("a{}", fmt.extension()));
         std::fs::write(&a, bytes).unwrap();
@@ -554,11 +561,17 @@ mod tests {
 
     #[test]
     fn zip_extracts_files_and_inner_links() {
-        let z = zip_with(&[("bin/sd-server", b"#!/bin/sh\n")], Some(("bin/sd", "sd-server")));
+        let z = zip_with(
+            &[("bin/sd-server", b"#!/bin/sh\n")],
+            Some(("bin/sd", "sd-server")),
+        );
         let (d, r) = run(&z, ArchiveFormat::Zip, limits());
         let files = r.unwrap();
         assert_eq!(files, ["bin/sd-server", "bin/sd"]);
-        assert_eq!(std::fs::read(d.path().join("out/bin/sd")).unwrap(), b"#!/bin/sh\n");
+        assert_eq!(
+            std::fs::read(d.path().join("out/bin/sd")).unwrap(),
+            b"#!/bin/sh\n"
+        );
     }
 
     #[test]
@@ -583,7 +596,11 @@ mod tests {
             max_total_bytes: 1000,
             ..limits()
         };
-        let (_d, r) = run(&zip_with(&[("a", &[1u8; 2000])], None), ArchiveFormat::Zip, small);
+        let (_d, r) = run(
+            &zip_with(&[("a", &[1u8; 2000])], None),
+            ArchiveFormat::Zip,
+            small,
+        );
         assert!(r.unwrap_err().to_string().contains("declares 2000"));
         let few = Limits {
             max_entries: 2,
@@ -600,21 +617,49 @@ mod tests {
             let mut h = raw_header(b"build/bin/llama-server", tar::EntryType::Regular, b"", 3);
             h.set_cksum();
             b.append(&h, &b"abc"[..]).unwrap();
-            let h = raw_header(b"build/bin/libl.so", tar::EntryType::Symlink, b"llama-server", 0);
+            let h = raw_header(
+                b"build/bin/libl.so",
+                tar::EntryType::Symlink,
+                b"llama-server",
+                0,
+            );
             b.append(&h, std::io::empty()).unwrap();
-            let h = raw_header(b"build/bin/hard", tar::EntryType::Link, b"build/bin/llama-server", 0);
+            let h = raw_header(
+                b"build/bin/hard",
+                tar::EntryType::Link,
+                b"build/bin/llama-server",
+                0,
+            );
             b.append(&h, std::io::empty()).unwrap();
         });
         let (d, r) = run(&good, ArchiveFormat::TarGz, limits());
         assert_eq!(r.unwrap().len(), 3);
-        assert_eq!(std::fs::read(d.path().join("out/build/bin/hard")).unwrap(), b"abc");
+        assert_eq!(
+            std::fs::read(d.path().join("out/build/bin/hard")).unwrap(),
+            b"abc"
+        );
 
         for (name, kind, link, want) in [
-            (&b"../x"[..], tar::EntryType::Regular, &b""[..], "leaves the target"),
+            (
+                &b"../x"[..],
+                tar::EntryType::Regular,
+                &b""[..],
+                "leaves the target",
+            ),
             (b"/abs", tar::EntryType::Regular, b"", "absolute"),
-            (b"l", tar::EntryType::Symlink, b"/etc/passwd", "points outside"),
+            (
+                b"l",
+                tar::EntryType::Symlink,
+                b"/etc/passwd",
+                "points outside",
+            ),
             (b"l", tar::EntryType::Symlink, b"../..", "points outside"),
-            (b"h", tar::EntryType::Link, b"../../etc/passwd", "points outside"),
+            (
+                b"h",
+                tar::EntryType::Link,
+                b"../../etc/passwd",
+                "points outside",
+            ),
             (b"dev", tar::EntryType::Char, b"", "not a file"),
         ] {
             let bad = tgz_with(|b| {

@@ -112,7 +112,9 @@ pub async fn fetch_archive(
             };
             if let Some((exp, act)) = mismatch {
                 return Err(Error::binary(
-                    format!("Archive checksum verification failed for {url}: expected {exp}, got {act}"),
+                    format!(
+                        "Archive checksum verification failed for {url}: expected {exp}, got {act}"
+                    ),
                     json!({
                         "code": "BINARY_CHECKSUM_MISMATCH",
                         "url": url,

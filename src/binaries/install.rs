@@ -106,7 +106,11 @@ pub fn swap_in(candidate: &Path, install: &Path) -> Result<()> {
         if had_old {
             let _ = std::fs::rename(&backup, install);
         }
-        return Err(Error::io("Failed to move the new install into place", install, &e));
+        return Err(Error::io(
+            "Failed to move the new install into place",
+            install,
+            &e,
+        ));
     }
     sync_dir(parent);
     if had_old {

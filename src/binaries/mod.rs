@@ -61,7 +61,8 @@ pub struct Sink(pub Option<UnboundedSender<Value>>);
 impl Sink {
     pub fn log(&self, level: &str, message: impl Into<String>) {
         if let Some(tx) = &self.0 {
-            let _ = tx.send(json!({ "type": "binary-log", "level": level, "message": message.into() }));
+            let _ =
+                tx.send(json!({ "type": "binary-log", "level": level, "message": message.into() }));
         }
     }
 
@@ -105,7 +106,10 @@ pub async fn ensure(req: Request, sink: Sink) -> Result<Outcome> {
         // The program lookup (which reports every place it searched) judges the folder.
         sink.log(
             "info",
-            format!("Using binaries from {} (override; nothing is downloaded)", dir.display()),
+            format!(
+                "Using binaries from {} (override; nothing is downloaded)",
+                dir.display()
+            ),
         );
         return Ok(Outcome {
             dir: dir.clone(),
@@ -123,7 +127,10 @@ pub async fn ensure(req: Request, sink: Sink) -> Result<Outcome> {
             ""
         };
         return Err(Error::binary(
-            format!("No {} build is available for {platform}{why}", kind.project()),
+            format!(
+                "No {} build is available for {platform}{why}",
+                kind.project()
+            ),
             json!({
                 "code": "BINARY_NO_BUILD",
                 "platform": platform,
@@ -136,7 +143,10 @@ pub async fn ensure(req: Request, sink: Sink) -> Result<Outcome> {
     } else {
         let kept: Vec<Variant> = all.iter().filter(|v| v.kind != "cuda").cloned().collect();
         if kept.len() < all.len() {
-            sink.log("info", "Skipping CUDA variants: no NVIDIA GPU with CUDA detected");
+            sink.log(
+                "info",
+                "Skipping CUDA variants: no NVIDIA GPU with CUDA detected",
+            );
         }
         kept
     };
@@ -155,7 +165,10 @@ pub async fn ensure(req: Request, sink: Sink) -> Result<Outcome> {
         .map_err(|e| Error::io("Failed to create directory", &root, &e))?;
     let lock_path = root.join(format!(".{}.lock", kind.dir_name()));
     let _lock = InstallLock::acquire(lock_path, || {
-        sink.log("info", "Another process is installing this binary; waiting for it");
+        sink.log(
+            "info",
+            "Another process is installing this binary; waiting for it",
+        );
     })
     .await?;
 
@@ -174,7 +187,10 @@ pub async fn ensure(req: Request, sink: Sink) -> Result<Outcome> {
     }
     let mut errors: Vec<(String, Error)> = Vec::new();
     for v in &variants {
-        sink.log("info", format!("Trying {} variant for {platform}...", v.kind));
+        sink.log(
+            "info",
+            format!("Trying {} variant for {platform}...", v.kind),
+        );
         match ctx.install_variant(v).await {
             Ok(outcome) => {
                 sink.log("info", format!("Successfully installed {} variant", v.kind));
@@ -191,7 +207,9 @@ pub async fn ensure(req: Request, sink: Sink) -> Result<Outcome> {
     let summary: Vec<String> = errors.iter().map(|(k, e)| format!("{k}: {e}")).collect();
     let list: Vec<Value> = errors
         .iter()
-        .map(|(k, e)| json!({ "variant": k, "message": e.to_string(), "details": error_details(e) }))
+        .map(
+            |(k, e)| json!({ "variant": k, "message": e.to_string(), "details": error_details(e) }),
+        )
         .collect();
     Err(Error::binary(
         format!(
@@ -248,17 +266,24 @@ impl Ctx<'_> {
 
     /// Archives (and their `.partial`s) wait here between attempts, so a download resumes.
     fn staging(&self) -> PathBuf {
-        self.root.join(format!(".{}.downloads", self.kind.dir_name()))
+        self.root
+            .join(format!(".{}.downloads", self.kind.dir_name()))
     }
 
     /// Runs phase 1, and phase 2 when a model was given.
     async fn test(&self, program: &Path) -> std::result::Result<bool, validate::Failure> {
-        self.sink.log("info", "Phase 1: Testing binary basic validation...");
-        let flag = validate::phase1(self.kind, program).await.inspect_err(|f| {
-            self.sink.log("error", format!("Phase 1: ✗ Basic validation failed: {f}"));
-        })?;
         self.sink
-            .log("info", format!("Phase 1: ✓ Binary validation passed ({flag})"));
+            .log("info", "Phase 1: Testing binary basic validation...");
+        let flag = validate::phase1(self.kind, program)
+            .await
+            .inspect_err(|f| {
+                self.sink
+                    .log("error", format!("Phase 1: ✗ Basic validation failed: {f}"));
+            })?;
+        self.sink.log(
+            "info",
+            format!("Phase 1: ✓ Binary validation passed ({flag})"),
+        );
         let Some(args) = self.req.model_args.as_ref().filter(|a| !a.is_empty()) else {
             self.sink.log(
                 "info",
@@ -266,15 +291,20 @@ impl Ctx<'_> {
             );
             return Ok(false);
         };
-        self.sink
-            .log("info", "Phase 2: Testing GPU functionality with real inference...");
+        self.sink.log(
+            "info",
+            "Phase 2: Testing GPU functionality with real inference...",
+        );
         validate::phase2(self.kind, program, args)
             .await
             .inspect_err(|f| {
-                self.sink
-                    .log("warn", format!("Phase 2: ✗ Real functionality test failed: {f}"));
+                self.sink.log(
+                    "warn",
+                    format!("Phase 2: ✗ Real functionality test failed: {f}"),
+                );
             })?;
-        self.sink.log("info", "Phase 2: ✓ GPU functionality test passed");
+        self.sink
+            .log("info", "Phase 2: ✓ GPU functionality test passed");
         Ok(true)
     }
 
@@ -316,7 +346,8 @@ impl Ctx<'_> {
             }
         }
         if force {
-            self.sink.log("info", "Force validation requested, re-running tests...");
+            self.sink
+                .log("info", "Force validation requested, re-running tests...");
         }
         let checksum = sha256_async(program.clone()).await?;
         if let Some(c) = cache.as_ref().filter(|_| !force) {
@@ -331,7 +362,8 @@ impl Ctx<'_> {
                     action: "cached",
                 }));
             }
-            self.sink.log("warn", "Binary checksum mismatch, re-validating...");
+            self.sink
+                .log("warn", "Binary checksum mismatch, re-validating...");
         }
         install::make_executable(&program);
         match self.test(&program).await {
@@ -362,7 +394,13 @@ impl Ctx<'_> {
     }
 
     /// Downloads `url` into the staging folder (reusing a verified copy), with progress.
-    async fn archive(&self, url: &str, checksum: &str, label: &str, log_label: &str) -> Result<PathBuf> {
+    async fn archive(
+        &self,
+        url: &str,
+        checksum: &str,
+        label: &str,
+        log_label: &str,
+    ) -> Result<PathBuf> {
         let url = pins::apply_mirror(url, self.req.mirror.as_deref())?;
         let fmt = ArchiveFormat::of(&url).ok_or_else(|| {
             Error::binary(format!("{url} is not a .zip or .tar.gz archive"), json!({}))
@@ -377,7 +415,10 @@ impl Ctx<'_> {
         ));
         if dest.is_file() {
             self.sink.progress("verifying", label, json!({}));
-            if sha256_async(dest.clone()).await?.eq_ignore_ascii_case(checksum) {
+            if sha256_async(dest.clone())
+                .await?
+                .eq_ignore_ascii_case(checksum)
+            {
                 self.sink
                     .log("info", format!("Reusing verified {log_label} archive"));
                 return Ok(dest);
@@ -432,13 +473,13 @@ impl Ctx<'_> {
         let files = tokio::task::spawn_blocking(move || {
             let mut last = -1i64;
             extract::extract(&archive, fmt, &into, extract::Limits::default(), &mut |p| {
-                let pct = if p.total_uncompressed_bytes > 0 {
-                    (p.written_bytes.saturating_mul(100) / p.total_uncompressed_bytes).min(100) as i64
-                } else if p.total_entries > 0 {
-                    (p.completed_entries * 100 / p.total_entries) as i64
-                } else {
-                    0
-                };
+                let pct = p
+                    .written_bytes
+                    .saturating_mul(100)
+                    .checked_div(p.total_uncompressed_bytes)
+                    .or_else(|| (p.completed_entries * 100).checked_div(p.total_entries))
+                    .unwrap_or(0)
+                    .min(100) as i64;
                 if pct != last || p.completed_entries == p.total_entries {
                     last = pct;
                     sink.progress(

@@ -203,7 +203,10 @@ fn check_release(key: &str, r: &Release) -> std::result::Result<(), String> {
                 return Err(format!("{at}.type must be a short name such as \"cuda\", \"vulkan\", \"metal\" or \"cpu\""));
             }
             if variants[..i].iter().any(|o| o.kind == v.kind) {
-                return Err(format!("{at}.type {:?} appears twice for {platform}", v.kind));
+                return Err(format!(
+                    "{at}.type {:?} appears twice for {platform}",
+                    v.kind
+                ));
             }
             check_archive(&at, &v.url, &v.checksum)?;
             if let Some(b) = &v.binaries {
@@ -355,7 +358,10 @@ mod tests {
         let good = ok.replace("CHK", &"a".repeat(64));
         assert!(parse(&good).is_ok());
         let e = parse(&ok.replace("CHK", "abc")).unwrap_err();
-        assert!(e.contains("diffusionCpp.variants.linux-x64[0].checksum"), "{e}");
+        assert!(
+            e.contains("diffusionCpp.variants.linux-x64[0].checksum"),
+            "{e}"
+        );
         let e = parse(&good.replace("x.zip", "x.rar")).unwrap_err();
         assert!(e.contains(".url must name a .zip"), "{e}");
         let e = parse(&good.replace("linux-x64", "beos-x64")).unwrap_err();

@@ -233,14 +233,29 @@ pub async fn phase2(kind: Kind, program: &Path, model_args: &[String]) -> Result
     let budget = match kind {
         Kind::Llama => {
             args.extend(
-                ["--host", "127.0.0.1", "--port", &port.to_string(), "-ngl", "1", "-c", "512"]
-                    .map(String::from),
+                [
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "-ngl",
+                    "1",
+                    "-c",
+                    "512",
+                ]
+                .map(String::from),
             );
             Duration::from_secs(60)
         }
         Kind::Diffusion => {
             args.extend(
-                ["--listen-ip", "127.0.0.1", "--listen-port", &port.to_string()].map(String::from),
+                [
+                    "--listen-ip",
+                    "127.0.0.1",
+                    "--listen-port",
+                    &port.to_string(),
+                ]
+                .map(String::from),
             );
             Duration::from_secs(180)
         }
@@ -252,8 +267,12 @@ pub async fn phase2(kind: Kind, program: &Path, model_args: &[String]) -> Result
     let deadline = Instant::now() + budget;
     let work = async {
         match kind {
-            Kind::Llama => llama_work(&client, &base, deadline, &mut child, &mut readers, &out).await,
-            Kind::Diffusion => sd_work(&client, &base, deadline, &mut child, &mut readers, &out).await,
+            Kind::Llama => {
+                llama_work(&client, &base, deadline, &mut child, &mut readers, &out).await
+            }
+            Kind::Diffusion => {
+                sd_work(&client, &base, deadline, &mut child, &mut readers, &out).await
+            }
         }
     };
     let result = work.await;
@@ -339,20 +358,32 @@ async fn sd_work(
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or(Value::Null);
     let Some(id) = v.get("id").and_then(Value::as_str).map(str::to_string) else {
-        return Err(failure(out, format!("sd-server refused the test image ({status}: {v})")));
+        return Err(failure(
+            out,
+            format!("sd-server refused the test image ({status}: {v})"),
+        ));
     };
     loop {
         if let Some((_, job)) = get_json(client, &format!("{base}/sdcpp/v1/jobs/{id}")).await {
             match job.get("status").and_then(Value::as_str) {
                 Some("completed") => return Ok(()),
                 Some(s @ ("failed" | "cancelled")) => {
-                    let why = job.pointer("/error/message").and_then(Value::as_str).unwrap_or("");
+                    let why = job
+                        .pointer("/error/message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
                     return Err(failure(out, format!("the test image {s}: {why}")));
                 }
                 _ => {}
             }
         }
-        poll_pause((child, readers), out, deadline, "the 64x64 test image was done").await?;
+        poll_pause(
+            (child, readers),
+            out,
+            deadline,
+            "the 64x64 test image was done",
+        )
+        .await?;
     }
 }
 
@@ -381,7 +412,10 @@ async fn llama_work(
         .await
         .map_err(|e| failure(out, format!("the test completion failed: {e}")))?;
     if !resp.status().is_success() {
-        return Err(failure(out, format!("the test completion answered {}", resp.status())));
+        return Err(failure(
+            out,
+            format!("the test completion answered {}", resp.status()),
+        ));
     }
     Ok(())
 }
@@ -395,11 +429,20 @@ mod tests {
         for (line, want) in [
             ("ggml_cuda_init: CUDA error: no device", Some("cuda error")),
             ("[ERROR] cuda error 2 at x", Some("cuda error")),
-            ("ggml_vulkan: failed to allocate buffer", Some("failed to allocate")),
+            (
+                "ggml_vulkan: failed to allocate buffer",
+                Some("failed to allocate"),
+            ),
             ("vkCreateDevice failed (-3)", Some("vkcreatedevice failed")),
-            ("llama_model_load: error loading model", Some("llama_model_load: error")),
+            (
+                "llama_model_load: error loading model",
+                Some("llama_model_load: error"),
+            ),
             ("ggml-vulkan failed: out of memory", Some("out of memory")),
-            ("error: invalid argument: --foo", Some("error: invalid argument")),
+            (
+                "error: invalid argument: --foo",
+                Some("error: invalid argument"),
+            ),
             ("loading model took 2s", None),
             ("something: cuda error", None),
             ("cuda errors are rare", None),
