@@ -199,6 +199,43 @@ describe('provisioning on start()', () => {
     assert.equal(v.checksum, sha256(fs.readFileSync(path.join(dir, 'sd-server'))));
   });
 
+  test('a dependency archive lands beside the program and is reused by the next release', async () => {
+    const dep = srv.addRawFile(`/releases/dep${++n}/runtime.zip`, A.zip([{ name: 'cudart64_12.dll', data: 'runtime' }]));
+    const dependencies = [{ url: dep.url, checksum: dep.sha256, description: 'Runtime libraries' }];
+    useManifest([{ ...serve('cpu', release()), dependencies }]);
+    const events = record(server);
+    await start();
+    assert.equal(fs.readFileSync(path.join(installDir(), 'cudart64_12.dll'), 'utf8'), 'runtime');
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(installDir(), '.deps.json'), 'utf8')), {
+      version: 1,
+      dependencies: [{ url: dep.url, checksum: dep.sha256, files: ['cudart64_12.dll'] }],
+    });
+    const files = events.filter(([e]) => e === 'binary-progress').map(([, x]) => x.file);
+    assert.equal(files[0], 'Runtime libraries', 'the dependency comes first');
+    assert.ok(files.includes('binary'));
+    await server.stop();
+    srv.resetStats();
+    const next = serve('cpu', release());
+    useManifest([{ ...next, dependencies }], { version: 'test-2' });
+    await start();
+    assert.equal(srv.statsFor(dep.path).requests, 0, 'the installed dependency is reused');
+    assert.equal(srv.statsFor(next.path).get, 1);
+    assert.equal(fs.readFileSync(path.join(installDir(), 'cudart64_12.dll'), 'utf8'), 'runtime');
+    assert.equal(JSON.parse(fs.readFileSync(path.join(installDir(), '.validation.json'), 'utf8')).version, 'test-2');
+  });
+
+  test('a new release that cannot be installed leaves the working build in use', async () => {
+    useManifest([serve('cpu', release())]);
+    await start();
+    await server.stop();
+    useManifest([{ type: 'cpu', url: `${srv.url}/releases/missing/sd.zip`, checksum: 'a'.repeat(64) }], { version: 'test-2' });
+    const events = record(server);
+    const info = await start();
+    assert.equal(info.status, 'running');
+    assert.match(logs(events).join('\n'), /Could not install stable-diffusion\.cpp test-2 .*keeping the installed build/);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(installDir(), '.validation.json'), 'utf8')).version, 'test-1');
+  });
+
   test('a build that fails validation falls back to the next variant', async () => {
     const vulkan = serve('vulkan', brokenGpuBuild());
     const cpu = serve('cpu', release('tar.gz'), { ext: '.tar.gz' });

@@ -182,9 +182,10 @@ pub async fn ensure(req: Request, sink: Sink) -> Result<Outcome> {
         req: &req,
         sink: &sink,
     };
-    if let Some(outcome) = ctx.check_existing().await? {
-        return Ok(outcome);
-    }
+    let fallback = match ctx.check_existing().await? {
+        Existing::Use(outcome) => return Ok(outcome),
+        Existing::Replace(fallback) => fallback,
+    };
     let mut errors: Vec<(String, Error)> = Vec::new();
     for v in &variants {
         sink.log(
@@ -197,7 +198,13 @@ pub async fn ensure(req: Request, sink: Sink) -> Result<Outcome> {
                 let _ = std::fs::remove_dir_all(ctx.staging());
                 return Ok(outcome);
             }
-            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) if is_fatal(&e) => {
+                if let Some(previous) = fallback {
+                    sink.log("warn", format!("{e}; keeping the installed build"));
+                    return Ok(previous);
+                }
+                return Err(e);
+            }
             Err(e) => {
                 sink.log("warn", format!("Failed to use {} variant: {e}", v.kind));
                 errors.push((v.kind.clone(), e));
@@ -205,6 +212,18 @@ pub async fn ensure(req: Request, sink: Sink) -> Result<Outcome> {
         }
     }
     let summary: Vec<String> = errors.iter().map(|(k, e)| format!("{k}: {e}")).collect();
+    if let Some(previous) = fallback {
+        sink.log(
+            "warn",
+            format!(
+                "Could not install {} {} ({}); keeping the installed build",
+                kind.project(),
+                release.version,
+                summary.join("; ")
+            ),
+        );
+        return Ok(previous);
+    }
     let list: Vec<Value> = errors
         .iter()
         .map(
@@ -234,6 +253,14 @@ fn error_details(e: &Error) -> Value {
         | Error::FileSystem { details, .. } => Value::Object(details.clone()),
         _ => Value::Null,
     }
+}
+
+/// What to do with the install already in place.
+enum Existing {
+    /// Usable as is.
+    Use(Outcome),
+    /// Missing, broken or outdated; an outdated but intact one is the fallback.
+    Replace(Option<Outcome>),
 }
 
 struct Ctx<'a> {
@@ -321,14 +348,14 @@ impl Ctx<'_> {
     }
 
     /// An existing install: used as is when its record matches, tested otherwise.
-    async fn check_existing(&self) -> Result<Option<Outcome>> {
+    async fn check_existing(&self) -> Result<Existing> {
         let name = self.program(None);
         let Some(program) = Some(
             self.install_dir
                 .join(format!("{name}{}", std::env::consts::EXE_SUFFIX)),
         )
         .filter(|p| p.is_file()) else {
-            return Ok(None);
+            return Ok(Existing::Replace(None));
         };
         let cache = install::read_validation(self.install_dir);
         let force = self.req.force_validation;
@@ -342,7 +369,15 @@ impl Ctx<'_> {
                         self.release.version
                     ),
                 );
-                return Ok(None);
+                // Still intact: kept as the fallback should the new release fail to install.
+                let intact = sha256_async(program.clone())
+                    .await
+                    .is_ok_and(|sum| c.checksum.eq_ignore_ascii_case(&sum));
+                return Ok(Existing::Replace(intact.then(|| Outcome {
+                    dir: self.install_dir.to_path_buf(),
+                    variant: Some(c.variant.clone()),
+                    action: "cached",
+                })));
             }
         }
         if force {
@@ -356,7 +391,7 @@ impl Ctx<'_> {
                     .log("info", "Using cached validation result (binary verified)");
                 self.sink
                     .log("info", format!("Last validated: {}", c.validated_at));
-                return Ok(Some(Outcome {
+                return Ok(Existing::Use(Outcome {
                     dir: self.install_dir.to_path_buf(),
                     variant: Some(c.variant.clone()),
                     action: "cached",
@@ -379,7 +414,7 @@ impl Ctx<'_> {
                 }
                 install::write_validation(self.install_dir, &rec)?;
                 self.sink.log("info", "Binary validated successfully");
-                Ok(Some(Outcome {
+                Ok(Existing::Use(Outcome {
                     dir: self.install_dir.to_path_buf(),
                     variant: Some(variant),
                     action: "validated",
@@ -388,7 +423,7 @@ impl Ctx<'_> {
             Err(_) => {
                 self.sink
                     .log("warn", "Existing binary not working, re-downloading...");
-                Ok(None)
+                Ok(Existing::Replace(None))
             }
         }
     }
