@@ -147,6 +147,8 @@ class DiffusionServerManager extends EventEmitter {
     if (config.binaryPath != null && typeof config.binaryPath !== 'string') return undefined;
     const overridden = config.binaryPath != null || Boolean(process.env[BINARY_DIR_ENV]);
     const modelArgs = overridden ? undefined : await binaries.diffusionModelArgs(config.modelId);
+    // No diffusion model to start: the native start refuses the config; nothing to install for it.
+    if (modelArgs === null) return undefined;
     return binaries.ensureBinary('diffusion', {
       emitter: this,
       binaryPath: config.binaryPath,

@@ -103,14 +103,8 @@ pub async fn ensure(req: Request, sink: Sink) -> Result<Outcome> {
         .kind
         .ok_or_else(|| Error::InvalidArgument("binary type missing".into()))?;
     if let Some(dir) = &req.override_dir {
-        // The program lookup (which reports every place it searched) judges the folder.
-        sink.log(
-            "info",
-            format!(
-                "Using binaries from {} (override; nothing is downloaded)",
-                dir.display()
-            ),
-        );
+        // Used as is; the program lookup (which logs the program it uses, or reports every place
+        // it searched) judges the folder.
         return Ok(Outcome {
             dir: dir.clone(),
             variant: None,

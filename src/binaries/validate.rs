@@ -261,163 +261,155 @@ pub async fn phase2(kind: Kind, program: &Path, model_args: &[String]) -> Result
         }
     };
     let out: Shared = Arc::default();
-    let (mut child, mut readers) = spawn(program, &args, &out)?;
-    let base = format!("http://127.0.0.1:{port}");
-    let client = crate::http::loopback_client();
-    let deadline = Instant::now() + budget;
-    let work = async {
-        match kind {
-            Kind::Llama => {
-                llama_work(&client, &base, deadline, &mut child, &mut readers, &out).await
-            }
-            Kind::Diffusion => {
-                sd_work(&client, &base, deadline, &mut child, &mut readers, &out).await
-            }
-        }
+    let (child, readers) = spawn(program, &args, &out)?;
+    let mut run = Running {
+        child,
+        readers,
+        out,
+        deadline: Instant::now() + budget,
+        client: crate::http::loopback_client(),
+        base: format!("http://127.0.0.1:{port}"),
     };
-    let result = work.await;
-    let _ = child.kill().await;
-    let gpu = out.lock().unwrap_or_else(|e| e.into_inner()).gpu;
+    let result = match kind {
+        Kind::Llama => run.llama_work().await,
+        Kind::Diffusion => run.sd_work().await,
+    };
+    let _ = run.child.kill().await;
+    let gpu = run.out.lock().unwrap_or_else(|e| e.into_inner()).gpu;
     match (result, gpu) {
-        (_, Some(label)) => Err(failure(&out, format!("GPU error in the output: {label}"))),
+        (_, Some(label)) => Err(failure(
+            &run.out,
+            format!("GPU error in the output: {label}"),
+        )),
         (r, None) => r,
     }
 }
 
-/// Sleeps one poll interval unless the child exited or a GPU error was printed.
-async fn poll_pause(
-    (child, readers): (&mut Child, &mut Readers),
-    out: &Shared,
+/// The phase-2 server under test.
+struct Running {
+    child: Child,
+    readers: Readers,
+    out: Shared,
     deadline: Instant,
-    what: &str,
-) -> Result<(), Failure> {
-    if Instant::now() >= deadline {
-        return Err(failure(out, format!("{what} within the time allowed")));
-    }
-    if let Some(label) = out.lock().unwrap_or_else(|e| e.into_inner()).gpu {
-        return Err(failure(out, format!("GPU error in the output: {label}")));
-    }
-    tokio::select! {
-        s = child.wait() => {
-            drain(readers).await;
-            let status = s.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-            Err(failure(out, format!("the program exited ({status}) before {what}")))
-        }
-        _ = tokio::time::sleep(Duration::from_millis(150)) => Ok(()),
-    }
+    client: reqwest::Client,
+    base: String,
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> Option<(u16, Value)> {
-    let r = client
-        .get(url)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .ok()?;
-    let status = r.status().as_u16();
-    let v = r
-        .bytes()
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    Some((status, v))
-}
-
-async fn sd_work(
-    client: &reqwest::Client,
-    base: &str,
-    deadline: Instant,
-    child: &mut Child,
-    readers: &mut Readers,
-    out: &Shared,
-) -> Result<(), Failure> {
-    loop {
-        if let Some((200, _)) = get_json(client, &format!("{base}/sdcpp/v1/capabilities")).await {
-            break;
+impl Running {
+    /// Sleeps one poll interval unless the child exited, a GPU error was printed or time is up.
+    async fn pause(&mut self, what: &str) -> Result<(), Failure> {
+        if Instant::now() >= self.deadline {
+            return Err(failure(
+                &self.out,
+                format!("{what} within the time allowed"),
+            ));
         }
-        poll_pause((child, readers), out, deadline, "sd-server answered").await?;
+        if let Some(label) = self.out.lock().unwrap_or_else(|e| e.into_inner()).gpu {
+            return Err(failure(
+                &self.out,
+                format!("GPU error in the output: {label}"),
+            ));
+        }
+        tokio::select! {
+            s = self.child.wait() => {
+                drain(&mut self.readers).await;
+                let status = s.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                Err(failure(&self.out, format!("the program exited ({status}) before {what}")))
+            }
+            _ = tokio::time::sleep(Duration::from_millis(150)) => Ok(()),
+        }
     }
-    let body = json!({
-        "prompt": "test", "width": 64, "height": 64, "seed": 42,
-        "sample_params": { "sample_steps": 1 },
-    });
-    let resp = client
-        .post(format!("{base}/sdcpp/v1/img_gen"))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .map_err(|e| failure(out, format!("submitting the test image failed: {e}")))?;
-    let status = resp.status().as_u16();
-    let v: Value = resp
-        .bytes()
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    let Some(id) = v.get("id").and_then(Value::as_str).map(str::to_string) else {
-        return Err(failure(
-            out,
-            format!("sd-server refused the test image ({status}: {v})"),
-        ));
-    };
-    loop {
-        if let Some((_, job)) = get_json(client, &format!("{base}/sdcpp/v1/jobs/{id}")).await {
-            match job.get("status").and_then(Value::as_str) {
-                Some("completed") => return Ok(()),
-                Some(s @ ("failed" | "cancelled")) => {
-                    let why = job
-                        .pointer("/error/message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    return Err(failure(out, format!("the test image {s}: {why}")));
+
+    async fn get_json(&self, path: &str) -> Option<(u16, Value)> {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        let status = r.status().as_u16();
+        Some((status, body_json(r).await))
+    }
+
+    async fn post_json(&self, path: &str, body: Value) -> Result<(u16, Value), Failure> {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(|e| failure(&self.out, format!("POST {path} failed: {e}")))?;
+        let status = r.status().as_u16();
+        Ok((status, body_json(r).await))
+    }
+
+    async fn sd_work(&mut self) -> Result<(), Failure> {
+        while !matches!(
+            self.get_json("/sdcpp/v1/capabilities").await,
+            Some((200, _))
+        ) {
+            self.pause("sd-server answered").await?;
+        }
+        let body = json!({
+            "prompt": "test", "width": 64, "height": 64, "seed": 42,
+            "sample_params": { "sample_steps": 1 },
+        });
+        let (status, v) = self.post_json("/sdcpp/v1/img_gen", body).await?;
+        let Some(id) = v.get("id").and_then(Value::as_str).map(str::to_string) else {
+            return Err(failure(
+                &self.out,
+                format!("sd-server refused the test image ({status}: {v})"),
+            ));
+        };
+        loop {
+            if let Some((_, job)) = self.get_json(&format!("/sdcpp/v1/jobs/{id}")).await {
+                match job.get("status").and_then(Value::as_str) {
+                    Some("completed") => return Ok(()),
+                    Some(s @ ("failed" | "cancelled")) => {
+                        let why = job
+                            .pointer("/error/message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("");
+                        return Err(failure(&self.out, format!("the test image {s}: {why}")));
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
+            self.pause("the 64x64 test image was done").await?;
         }
-        poll_pause(
-            (child, readers),
-            out,
-            deadline,
-            "the 64x64 test image was done",
-        )
-        .await?;
+    }
+
+    async fn llama_work(&mut self) -> Result<(), Failure> {
+        loop {
+            if let Some((200, v)) = self.get_json("/health").await {
+                if v.get("status").and_then(Value::as_str) == Some("ok") {
+                    break;
+                }
+            }
+            self.pause("llama-server was healthy").await?;
+        }
+        let (status, _) = self
+            .post_json("/completion", json!({ "prompt": "2+2=", "n_predict": 4 }))
+            .await?;
+        if !(200..300).contains(&status) {
+            return Err(failure(
+                &self.out,
+                format!("the test completion answered {status}"),
+            ));
+        }
+        Ok(())
     }
 }
 
-async fn llama_work(
-    client: &reqwest::Client,
-    base: &str,
-    deadline: Instant,
-    child: &mut Child,
-    readers: &mut Readers,
-    out: &Shared,
-) -> Result<(), Failure> {
-    loop {
-        if let Some((200, v)) = get_json(client, &format!("{base}/health")).await {
-            if v.get("status").and_then(Value::as_str) == Some("ok") {
-                break;
-            }
-        }
-        poll_pause((child, readers), out, deadline, "llama-server was healthy").await?;
-    }
-    let resp = client
-        .post(format!("{base}/completion"))
-        .header("content-type", "application/json")
-        .body(json!({ "prompt": "2+2=", "n_predict": 4 }).to_string())
-        .timeout(Duration::from_secs(30))
-        .send()
+async fn body_json(r: reqwest::Response) -> Value {
+    r.bytes()
         .await
-        .map_err(|e| failure(out, format!("the test completion failed: {e}")))?;
-    if !resp.status().is_success() {
-        return Err(failure(
-            out,
-            format!("the test completion answered {}", resp.status()),
-        ));
-    }
-    Ok(())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null)
 }
 
 #[cfg(test)]
