@@ -12,6 +12,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
+const { once } = require('node:events');
 const { pathToFileURL } = require('node:url');
 const g = require('..');
 const h = require('./helpers/diffusion.js');
@@ -284,6 +285,17 @@ describe('provisioning on start()', () => {
     assert.equal(st.get, 2);
     assert.ok(st.ranges.includes(`bytes=${half}-`), `ranges: ${JSON.stringify(st.ranges)}`);
     assert.equal(JSON.parse(fs.readFileSync(path.join(installDir(), '.validation.json'), 'utf8')).variant, 'cpu');
+  });
+
+  test('stop() while the build is being provisioned aborts that start', async () => {
+    const cpu = serve('cpu', release());
+    useManifest([cpu]);
+    srv.fault(cpu.path, { slow: 32 * 1024 });
+    const starting = start();
+    await once(server, 'binary-progress');
+    await server.stop();
+    await assert.rejects(starting, (e) => e instanceof g.ServerError && /aborted by stop/.test(e.message));
+    assert.equal(server.getStatus(), 'stopped');
   });
 
   test('the mirror variable replaces the host of every archive URL', async () => {

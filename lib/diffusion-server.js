@@ -55,6 +55,8 @@ class DiffusionServerManager extends EventEmitter {
     this._progress = new Map();
     this._config = undefined;
     this._keepAlive = undefined;
+    /** Bumped by stop(), so a start() still provisioning its binary knows it was cancelled. */
+    this._stopEpoch = 0;
     this._native = new binding.NativeDiffusionServer((json) => this._onNative(json));
   }
 
@@ -124,7 +126,14 @@ class DiffusionServerManager extends EventEmitter {
     if (config === null || typeof config !== 'object' || Array.isArray(config)) {
       throw new TypeError('start() expects a DiffusionServerConfig object');
     }
-    await this._provisionBinary(config);
+    const provisioning = this._provisionBinary(config);
+    if (provisioning) {
+      const epoch = this._stopEpoch;
+      await provisioning;
+      if (this._stopEpoch !== epoch) {
+        throw new ServerError('Server start was aborted by stop()', { code: 'START_ABORTED' });
+      }
+    }
     const info = await native(
       this._native.start(getUserDataPath(), toJson(config), probeOptions(), {
         binaryDir: process.env[BINARY_DIR_ENV],
@@ -141,24 +150,26 @@ class DiffusionServerManager extends EventEmitter {
    * Binary provisioning: without binaryPath / GENAI_ELECTRON_SD_BINARY_DIR, makes sure
    * `<userData>/binaries/diffusion/` holds a validated stable-diffusion.cpp build (downloading one
    * if needed), emitting 'binary-log' and 'binary-progress'. The native lookup then finds it there.
+   * Returns undefined (nothing to wait for) or a Promise; a stop() meanwhile aborts the start.
    */
-  async _provisionBinary(config) {
-    // A binaryPath that is not a string is refused by the config validation that follows.
-    if (config.binaryPath != null && typeof config.binaryPath !== 'string') return undefined;
-    const overridden = config.binaryPath != null || Boolean(process.env[BINARY_DIR_ENV]);
-    const modelArgs = overridden ? undefined : await binaries.diffusionModelArgs(config.modelId);
-    // No diffusion model to start: the native start refuses the config; nothing to install for it.
-    if (modelArgs === null) return undefined;
-    return binaries.ensureBinary('diffusion', {
-      emitter: this,
-      binaryPath: config.binaryPath,
-      forceValidation: config.forceValidation,
-      modelArgs,
-    });
+  _provisionBinary(config) {
+    // With an override nothing is installed, and start() stays synchronous up to the native call.
+    if (config.binaryPath != null || process.env[BINARY_DIR_ENV]) return undefined;
+    return (async () => {
+      const modelArgs = await binaries.diffusionModelArgs(config.modelId);
+      // No diffusion model to start: the native start refuses the config; nothing to install.
+      if (modelArgs === null) return undefined;
+      return binaries.ensureBinary('diffusion', {
+        emitter: this,
+        forceValidation: config.forceValidation,
+        modelArgs,
+      });
+    })();
   }
 
   /** Cancels queued and running generations, ends every child process and closes the API. */
   async stop() {
+    this._stopEpoch += 1;
     const wasStopped = this._native.info().status === 'stopped';
     await native(this._native.stop());
     if (!wasStopped) this._safeEmit('stopped');
