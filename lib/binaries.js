@@ -10,7 +10,6 @@ const path = require('node:path');
 const binding = require('../binding.js');
 const { native } = require('./errors.js');
 const { getUserDataPath } = require('./user-data.js');
-const { PATHS } = require('./paths.js');
 const { DIFFUSION_COMPONENT_FLAGS, DIFFUSION_COMPONENT_ORDER } = require('./constants.js');
 
 /** Environment variables naming a folder that holds the programs (nothing is downloaded then). */
@@ -33,15 +32,6 @@ function deepFreeze(o) {
 
 /** genai-electron 0.26's pinned releases. */
 const BINARY_VERSIONS = deepFreeze(binding.binaryVersions());
-
-/** `<userData>/binaries/<type>/<name>[.exe]`, as genai-electron's `getBinaryPath`. */
-function getBinaryPath(type, binaryName) {
-  if (type !== 'llama' && type !== 'diffusion') {
-    throw new TypeError(`Invalid binary type: ${JSON.stringify(type)} (expected "llama" or "diffusion")`);
-  }
-  const filename = process.platform === 'win32' ? `${binaryName}.exe` : binaryName;
-  return path.join(PATHS.binaries[type], filename);
-}
 
 function nonEmpty(value) {
   return typeof value === 'string' && value.trim() !== '' ? value : undefined;
@@ -114,7 +104,6 @@ module.exports = {
   BINARY_DIR_ENV,
   MANIFEST_ENV,
   MIRROR_ENV,
-  getBinaryPath,
   ensureBinary,
   diffusionModelArgs,
 };

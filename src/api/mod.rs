@@ -6,5 +6,6 @@ mod binaries;
 mod diffusion;
 mod download;
 mod errors;
+mod files;
 mod models;
 mod system;
