@@ -183,6 +183,13 @@ fn spawn(program: &Path, args: &[String], out: &Shared) -> Result<(Child, Reader
     Ok((child, readers))
 }
 
+/// Kills the child and waits a bounded time for its exit: a wait that never hears of the exit
+/// (the host's own SIGCHLD handling can swallow it) must not hang start().
+async fn end(child: &mut Child) {
+    let _ = child.start_kill();
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+}
+
 fn failure(out: &Shared, reason: String) -> Failure {
     let o = out.lock().unwrap_or_else(|e| e.into_inner());
     Failure {
@@ -201,7 +208,7 @@ pub async fn phase1(kind: Kind, program: &Path) -> Result<&'static str, Failure>
     let (mut child, mut readers) = spawn(program, &[flag.to_string()], &out)?;
     match tokio::time::timeout(PHASE1_TIMEOUT, child.wait()).await {
         Err(_) => {
-            let _ = child.kill().await;
+            end(&mut child).await;
             Err(failure(
                 &out,
                 format!("{flag} did not finish within {}s", PHASE1_TIMEOUT.as_secs()),
@@ -274,7 +281,7 @@ pub async fn phase2(kind: Kind, program: &Path, model_args: &[String]) -> Result
         Kind::Llama => run.llama_work().await,
         Kind::Diffusion => run.sd_work().await,
     };
-    let _ = run.child.kill().await;
+    end(&mut run.child).await;
     let gpu = run.out.lock().unwrap_or_else(|e| e.into_inner()).gpu;
     match (result, gpu) {
         (_, Some(label)) => Err(failure(
