@@ -183,11 +183,25 @@ fn spawn(program: &Path, args: &[String], out: &Shared) -> Result<(Child, Reader
     Ok((child, readers))
 }
 
-/// Kills the child and waits a bounded time for its exit: a wait that never hears of the exit
-/// (the host's own SIGCHLD handling can swallow it) must not hang start().
+/// The child's exit. Besides the runtime's notification, the status is polled: inside Node the
+/// host's own SIGCHLD handling can swallow the signal the notification relies on.
+async fn exited(child: &mut Child) -> std::io::Result<std::process::ExitStatus> {
+    loop {
+        tokio::select! {
+            s = child.wait() => return s,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if let Some(s) = child.try_wait()? {
+                    return Ok(s);
+                }
+            }
+        }
+    }
+}
+
+/// Kills the child and waits (bounded) for its exit.
 async fn end(child: &mut Child) {
     let _ = child.start_kill();
-    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), exited(child)).await;
 }
 
 fn failure(out: &Shared, reason: String) -> Failure {
@@ -206,7 +220,7 @@ pub async fn phase1(kind: Kind, program: &Path) -> Result<&'static str, Failure>
     };
     let out: Shared = Arc::default();
     let (mut child, mut readers) = spawn(program, &[flag.to_string()], &out)?;
-    match tokio::time::timeout(PHASE1_TIMEOUT, child.wait()).await {
+    match tokio::time::timeout(PHASE1_TIMEOUT, exited(&mut child)).await {
         Err(_) => {
             end(&mut child).await;
             Err(failure(
@@ -311,14 +325,16 @@ impl Running {
                 format!("{what} within the time allowed"),
             ));
         }
-        if let Some(label) = self.out.lock().unwrap_or_else(|e| e.into_inner()).gpu {
+        // Read under the lock, then released: `failure` takes the lock again.
+        let gpu = self.out.lock().unwrap_or_else(|e| e.into_inner()).gpu;
+        if let Some(label) = gpu {
             return Err(failure(
                 &self.out,
                 format!("GPU error in the output: {label}"),
             ));
         }
         tokio::select! {
-            s = self.child.wait() => {
+            s = exited(&mut self.child) => {
                 drain(&mut self.readers).await;
                 let status = s.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                 Err(failure(&self.out, format!("the program exited ({status}) before {what}")))
