@@ -51,10 +51,10 @@ async function cudaAvailable() {
  * Phase-2 model arguments for a diffusion model id (component flags, else `-m`); `null` when the
  * id names no diffusion model (start() then refuses it before anything is downloaded).
  */
-async function diffusionModelArgs(modelId) {
+async function diffusionModelArgs(modelId, modelManager) {
   if (typeof modelId !== 'string' || modelId === '') return null;
-  const { ModelManager } = require('./model-manager.js');
-  const info = await ModelManager.getInstance().getModelInfo(modelId);
+  const mm = modelManager ?? require('./model-manager.js').ModelManager.getInstance();
+  const info = await mm.getModelInfo(modelId);
   if (info.type !== 'diffusion') return null;
   const components = info.components && typeof info.components === 'object' ? info.components : undefined;
   if (components && Object.keys(components).length > 0) {
