@@ -847,6 +847,7 @@ export declare class DiffusionServerManager extends EventEmitter {
   on(event: 'stopped', listener: () => void): this;
   on(event: 'crashed', listener: (event: DiffusionCrashEvent) => void): this;
   on(event: 'binary-log', listener: (event: BinaryLogEvent) => void): this;
+  on(event: 'binary-progress', listener: (event: BinaryProgressEvent) => void): this;
   on(event: 'backend-status', listener: (event: DiffusionBackendStatusEvent) => void): this;
   on(event: 'calibration-progress', listener: (progress: DiffusionCalibrationProgress) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
@@ -1305,3 +1306,92 @@ export declare class ResourceOrchestrator {
   wouldNeedOffload(): Promise<boolean>;
 }
 // ---- end LLM server ----
+// ---- Binary provisioning (the built-in pins: src/binaries/pins.json) ----
+export type BinaryVariant = 'cuda' | 'vulkan' | 'metal' | 'cpu';
+export interface BinaryProgressEvent {
+  phase: 'downloading' | 'extracting' | 'finalizing' | 'verifying' | 'testing' | 'installing';
+  /** 'binary', or the dependency's description. */
+  file: string;
+  downloaded?: number;
+  total?: number;
+  percent?: number;
+  completedEntries?: number;
+  totalEntries?: number;
+  writtenBytes?: number;
+  totalUncompressedBytes?: number;
+}
+/** The pinned releases, variants in try order (the same as genai-electron 0.26's). */
+export declare const BINARY_VERSIONS: {
+  readonly llamaServer: {
+    readonly version: 'b9860';
+    readonly variants: {
+      readonly 'darwin-arm64': readonly [{
+          readonly type: BinaryVariant;
+          readonly url: 'https://github.com/ggml-org/llama.cpp/releases/download/b9860/llama-b9860-bin-macos-arm64.tar.gz';
+          readonly checksum: '35a2e8c3528adc71db5044e7ad7de8d8b96a4221e737958915e31538a005f1d9';
+        }];
+      readonly 'darwin-x64': readonly [{
+          readonly type: BinaryVariant;
+          readonly url: 'https://github.com/ggml-org/llama.cpp/releases/download/b9860/llama-b9860-bin-macos-x64.tar.gz';
+          readonly checksum: 'd442123d5441c82b23b412a58d91e149f60723adfc20a7cc9df04a3908cb5113';
+        }];
+      readonly 'win32-x64': readonly [{
+          readonly type: BinaryVariant;
+          readonly url: 'https://github.com/ggml-org/llama.cpp/releases/download/b9860/llama-b9860-bin-win-cuda-12.4-x64.zip';
+          readonly checksum: '70c433fcb55bcb0e0ff0d4a4fc5f02c11a14303445e0525b526071bccdc6c848';
+          readonly dependencies: readonly [{ readonly url: 'https://github.com/ggml-org/llama.cpp/releases/download/b9860/cudart-llama-bin-win-cuda-12.4-x64.zip'; readonly checksum: '8c79a9b226de4b3cacfd1f83d24f962d0773be79f1e7b75c6af4ded7e32ae1d6'; readonly description: 'CUDA 12.4 runtime libraries required for NVIDIA GPU acceleration' }];
+        }, {
+          readonly type: BinaryVariant;
+          readonly url: 'https://github.com/ggml-org/llama.cpp/releases/download/b9860/llama-b9860-bin-win-vulkan-x64.zip';
+          readonly checksum: 'c3f0703c8fca8fa4cbc01a347d7180fca092e889fe693268bf1192fd07350c13';
+        }, {
+          readonly type: BinaryVariant;
+          readonly url: 'https://github.com/ggml-org/llama.cpp/releases/download/b9860/llama-b9860-bin-win-cpu-x64.zip';
+          readonly checksum: 'd33871623713345cd90b54e516ebada79039cab636e51b22c8c9feae72567837';
+        }];
+      readonly 'linux-x64': readonly [{
+          readonly type: BinaryVariant;
+          readonly url: 'https://github.com/ggml-org/llama.cpp/releases/download/b9860/llama-b9860-bin-ubuntu-vulkan-x64.tar.gz';
+          readonly checksum: '4aaa4ca2ed9f608cf26cb6ba0cdad9c5b8e8f2d1e95c4f04bb3fa9a1a8c86806';
+        }, {
+          readonly type: BinaryVariant;
+          readonly url: 'https://github.com/ggml-org/llama.cpp/releases/download/b9860/llama-b9860-bin-ubuntu-x64.tar.gz';
+          readonly checksum: 'b68e8072eb88d1cc8b8e9d6ea8237aae87b34c6d8bbffda958c870e4dc949714';
+        }];
+    };
+  };
+  readonly diffusionCpp: {
+    readonly version: 'master-782-b290693';
+    readonly variants: {
+      readonly 'darwin-arm64': readonly [{
+          readonly type: BinaryVariant;
+          readonly url: 'https://github.com/leejet/stable-diffusion.cpp/releases/download/master-782-b290693/sd-master-b290693-bin-Darwin-macOS-26.4-arm64.zip';
+          readonly checksum: '61620d31fa787d318ca1ec67ba73ef77b3236bc3a2dc891d66c161c7b075e45c';
+        }];
+      readonly 'darwin-x64': readonly [];
+      readonly 'win32-x64': readonly [{
+          readonly type: BinaryVariant;
+          readonly url: 'https://github.com/leejet/stable-diffusion.cpp/releases/download/master-782-b290693/sd-master-b290693-bin-win-cuda12-x64.zip';
+          readonly checksum: 'bc7aa2f6d471b324bfbc76f108a5cb3b76de29cb892d12609647e11b041f8a02';
+          readonly dependencies: readonly [{ readonly url: 'https://github.com/leejet/stable-diffusion.cpp/releases/download/master-782-b290693/cudart-sd-bin-win-cu12-x64.zip'; readonly checksum: 'fe20366827d357c00797eebb58244dddab7fd9a348d70090c3871004c320f38d'; readonly description: 'CUDA 12 runtime libraries required for NVIDIA GPU acceleration' }];
+        }, {
+          readonly type: BinaryVariant;
+          readonly url: 'https://github.com/leejet/stable-diffusion.cpp/releases/download/master-782-b290693/sd-master-b290693-bin-win-vulkan-x64.zip';
+          readonly checksum: '431dd14e12cc5fb1abdc20ab213bbfdf390f18766ed7f54ecfd61d6b467a7915';
+        }, {
+          readonly type: BinaryVariant;
+          readonly url: 'https://github.com/leejet/stable-diffusion.cpp/releases/download/master-782-b290693/sd-master-b290693-bin-win-cpu-x64.zip';
+          readonly checksum: '38da3539d3af6918f4c218fd198ac6e26cd71249e54feb3a491d184d3ca94ea0';
+        }];
+      readonly 'linux-x64': readonly [{
+          readonly type: BinaryVariant;
+          readonly url: 'https://github.com/leejet/stable-diffusion.cpp/releases/download/master-782-b290693/sd-master-b290693-bin-Linux-Ubuntu-24.04-x86_64-vulkan.zip';
+          readonly checksum: 'e49466d0c0c5f985d9ca9f82c18bb55e8e02885c654210f918ca0c0098ea2829';
+        }, {
+          readonly type: BinaryVariant;
+          readonly url: 'https://github.com/leejet/stable-diffusion.cpp/releases/download/master-782-b290693/sd-master-b290693-bin-Linux-Ubuntu-24.04-x86_64.zip';
+          readonly checksum: '16547f8ffb35547f9058e2ea831a2eb36cfcb99594043fc97ad2895c6c485aaf';
+        }];
+    };
+  };
+};

@@ -66,6 +66,7 @@ const {
 } = require('./lib/files.js');
 const { attachAppLifecycle } = require('./lib/lifecycle.js');
 const { formatErrorForUI } = require('./lib/format-error.js');
+const { BINARY_VERSIONS } = require('./lib/binaries.js');
 
 const systemInfo = SystemInfo.getInstance();
 const modelManager = ModelManager.getInstance();
@@ -167,4 +168,6 @@ module.exports = {
   FileSystemError,
   ChecksumError,
   BinaryError,
+  // Binary provisioning
+  BINARY_VERSIONS,
 };

@@ -83,6 +83,7 @@ import {
   FileSystemError,
   ChecksumError,
   BinaryError,
+  BINARY_VERSIONS,
 } from 'genai-electron-rs';
 import * as esm from 'genai-electron-rs';
 

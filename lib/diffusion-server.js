@@ -14,6 +14,7 @@ const { native, nativeSync, ServerError } = require('./errors.js');
 const { getUserDataPath } = require('./user-data.js');
 const { probeOptions, SystemInfo } = require('./system-info.js');
 const calibration = require('./diffusion-calibration.js');
+const binaries = require('./binaries.js');
 
 const BINARY_DIR_ENV = 'GENAI_ELECTRON_SD_BINARY_DIR';
 
@@ -69,6 +70,8 @@ class DiffusionServerManager extends EventEmitter {
     this._llamaServer = llamaServer;
     this._orchestrator = undefined;
     this._calibrating = false;
+    /** Bumped by stop(), so a start() still provisioning its binary knows it was cancelled. */
+    this._stopEpoch = 0;
     this._native = new binding.NativeDiffusionServer((json) => this._onNative(json));
     if (llamaServer && typeof llamaServer.registerPreStartHook === 'function') {
       // As 0.26: the LLM is offloaded around images, and an LLM start makes room first.
@@ -165,14 +168,44 @@ class DiffusionServerManager extends EventEmitter {
         suggestion: 'Wait for calibrate() to finish, or abort it via its AbortSignal',
       });
     }
+    const provisioning = this._provisionBinary(config);
+    if (provisioning) {
+      const epoch = this._stopEpoch;
+      await provisioning;
+      if (this._stopEpoch !== epoch) {
+        throw new ServerError('Server start was aborted by stop()', { code: 'START_ABORTED' });
+      }
+    }
     const info = await native(this._native.start(getUserDataPath(), toJson(config), probeOptions(), startEnv()));
     this._config = config;
     this._safeEmit('started', info);
     return info;
   }
 
+  /**
+   * Binary provisioning: without binaryPath / GENAI_ELECTRON_SD_BINARY_DIR, makes sure
+   * `<userData>/binaries/diffusion/` holds a validated stable-diffusion.cpp build (downloading one
+   * if needed), emitting 'binary-log' and 'binary-progress'. The native lookup then finds it there.
+   * Returns undefined (nothing to wait for) or a Promise; a stop() meanwhile aborts the start.
+   */
+  _provisionBinary(config) {
+    // With an override nothing is installed, and start() stays synchronous up to the native call.
+    if (config.binaryPath != null || process.env[BINARY_DIR_ENV]) return undefined;
+    return (async () => {
+      const modelArgs = await binaries.diffusionModelArgs(config.modelId, this._modelManager);
+      // No diffusion model to start: the native start refuses the config; nothing to install.
+      if (modelArgs === null) return undefined;
+      return binaries.ensureBinary('diffusion', {
+        emitter: this,
+        forceValidation: config.forceValidation,
+        modelArgs,
+      });
+    })();
+  }
+
   /** Cancels queued and running generations, ends every child process and closes the API. */
   async stop() {
+    this._stopEpoch += 1;
     const wasStopped = this._native.info().status === 'stopped';
     await native(this._native.stop());
     if (!wasStopped) this._safeEmit('stopped');

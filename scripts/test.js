@@ -31,4 +31,7 @@ run('format', 'cargo', ['fmt', '--check']);
 run('lint', 'cargo', ['clippy', '--all-targets', '--', '-D', 'warnings']);
 run('rust tests', 'cargo', ['test']);
 run('addon build', process.execPath, [path.join('scripts', 'build.js')]);
+// No suite may fetch a real release: a start() that provisions by mistake hits a closed loopback
+// port instead of the internet (the binaries suite points its pins at its own server).
+env.GENAI_ELECTRON_BINARY_MIRROR = 'http://127.0.0.1:9/no-network-in-tests';
 run('node tests', process.execPath, ['--test', '--test-concurrency=2', ...suites]);

@@ -1,5 +1,6 @@
 //! genai-electron-rs: the core (plain async Rust, no napi) plus the napi layer in `api`.
 
+pub mod binaries;
 pub mod checksum;
 pub mod config_fields;
 pub mod debug;

@@ -149,13 +149,7 @@ module.exports = [
       'LLM calibration types are not provided yet; LlamaCalibrationResourceStabilityError exists, but its details.partialReport is typed unknown until the calibration report types exist.',
   },
 
-  // ---- Binary provisioning and server plumbing (not provided yet)
-  {
-    names: ['BINARY_VERSIONS', 'BinaryProgressEvent'],
-    kind: 'not-provided',
-    doc: '`BINARY_VERSIONS`',
-    reason: 'Binary provisioning (pinned llama.cpp / stable-diffusion.cpp releases and their download events) is not provided yet.',
-  },
+  // ---- Server plumbing (not provided yet)
   {
     names: ['ServerManager', 'ProcessManager', 'LogManager', 'GenerationRegistry', 'Downloader', 'SpawnOptions', 'SpawnResult', 'LogRotationOptions', 'ServerEventData'],
     kind: 'not-provided',

@@ -2,6 +2,7 @@
 //! The napi layer: the only module that knows about Node. It converts arguments, runs the core
 //! on tokio and maps core errors to the JS error classes. No business logic lives here.
 
+mod binaries;
 mod diffusion;
 mod download;
 mod errors;
