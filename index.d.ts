@@ -133,6 +133,20 @@ export interface DownloadProgressInfo {
    * or a reused shared file), `downloading`, `done` (the final `(total, total)` call).
    */
   phase: 'preflight' | 'verifying' | 'downloading' | 'done';
+  /**
+   * One line per file being fetched (files of a model download at the same time), in plan order:
+   * its bytes on disk, its size (0 while unknown) and its phase.
+   */
+  components: DownloadComponentProgress[];
+}
+
+export interface DownloadComponentProgress {
+  /** Component role (multi-component models), else null. */
+  component: DiffusionComponentRole | null;
+  file: string;
+  downloaded: number;
+  total: number;
+  phase: 'verifying' | 'downloading' | 'done';
 }
 
 /**
@@ -184,8 +198,18 @@ export interface DownloadConfig {
   maxRetries?: number;
   /** First retry delay, doubled per consecutive failure up to 30 s (default 1000). */
   retryDelayMs?: number;
-  /** Test hooks; not for production use. `freeDiskBytes` replaces the measured free space. */
-  testHooks?: { freeDiskBytes?: number };
+  /**
+   * Most connections per large file (1 to 32, default 8). A file of at least two parts is fetched
+   * in byte ranges over several connections: a few to start with, more while throughput grows,
+   * half as many on 429/5xx. 1 fetches every file in one stream. Servers without Range support
+   * always get one stream.
+   */
+  connections?: number;
+  /**
+   * Test hooks; not for production use. `freeDiskBytes` replaces the measured free space;
+   * `partSize` (bytes, default 8 MiB) is the smallest range part.
+   */
+  testHooks?: { freeDiskBytes?: number; partSize?: number };
 }
 
 export type MetadataFetchStrategy = 'local-only' | 'remote-only' | 'local-remote' | 'remote-local';

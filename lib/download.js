@@ -41,6 +41,7 @@ function dispatcher(onProgress, onComponentStart) {
             component: ev.component,
             file: ev.file,
             phase: ev.phase,
+            components: ev.components,
           });
         }
       } else if (ev.kind === 'componentStart') {

@@ -8,9 +8,11 @@
 pub mod cancel;
 pub mod config;
 pub mod net;
+pub mod parallel;
 pub mod plan;
 pub mod preflight;
 pub mod progress;
+pub mod ranges;
 pub mod resume;
 pub mod retry;
 mod sniff;
@@ -95,8 +97,11 @@ fn lock_requests(plan: &Plan, paths: &Paths) -> Vec<lock::LockRequest> {
     v
 }
 
-/// Transfers one item with progress labelled for it. `size_counted`: its size is already part of
-/// the progress total (known from the probe).
+/// Files of one model fetched at the same time (each over its own connections).
+const CONCURRENT_FILES: usize = 4;
+
+/// Transfers one item with its own progress line. `size_counted`: its size is already part of the
+/// progress total (known from the probe).
 async fn fetch_item(
     net: &Net,
     item: &Item,
@@ -104,17 +109,33 @@ async fn fetch_item(
     tracker: &Arc<Tracker>,
     size_counted: bool,
 ) -> Result<Fetched> {
-    tracker.start_item(item.role.clone(), item.filename.clone(), Phase::Downloading);
+    let line = tracker.start_item(
+        item.role.clone(),
+        item.filename.clone(),
+        Phase::Downloading,
+        probe.size.filter(|_| size_counted),
+    );
     let job = Job {
         item,
         probe,
         expected: expected_hash(item, probe),
-        tracker: tracker.clone(),
+        tracker: line.clone(),
         size_counted,
     };
     let fetched = transfer::fetch(net, job).await?;
-    tracker.finish_item(fetched.size);
+    line.finish(fetched.size);
     Ok(fetched)
+}
+
+async fn fetch_indexed(
+    i: usize,
+    net: &Net,
+    item: &Item,
+    probe: &Probe,
+    tracker: &Arc<Tracker>,
+) -> Result<(usize, Fetched)> {
+    let f = fetch_item(net, item, probe, tracker, probe.size.is_some()).await?;
+    Ok((i, f))
 }
 
 /// Downloads a model described by `config` (a `DownloadConfig` without callbacks) into `store`.
@@ -329,18 +350,12 @@ async fn classify_items(
             ));
         }
         let Some(meta) = existing else {
-            let partial = resume::partial_path(&item.dest);
-            let len = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
-            let present = match resume::decide_start(
-                len,
-                resume::load(&resume::sidecar_path(&item.dest)).as_ref(),
+            let present = resume::present_bytes(
+                &item.dest,
                 item.url.as_str(),
                 &probe.remote(),
                 expected.as_ref().map(|(h, _)| h.as_str()),
-            ) {
-                resume::Start::Resume { offset } => offset,
-                resume::Start::Fresh { .. } => 0,
-            };
+            );
             actions.push(Action::Fetch { present });
             continue;
         };
@@ -355,8 +370,11 @@ async fn classify_items(
         let action = match &expected {
             Some((want, _)) => {
                 // A reused file is trusted only after hashing it.
-                tracker.start_item(item.role.clone(), item.filename.clone(), Phase::Verifying);
-                let (n, sha) = transfer::hash_existing(net, &item.dest, Tracker::new()).await?;
+                tracker.set_phase(Phase::Verifying);
+                let (n, sha) =
+                    transfer::hash_existing(net, &item.dest, progress::ItemTracker::detached())
+                        .await?;
+                tracker.set_phase(Phase::Preflight);
                 if &sha == want {
                     Action::Keep {
                         size: n,
@@ -493,8 +511,7 @@ async fn run(
 
     let multi = plan.layout == Layout::MultiComponent;
     let n = plan.items.len();
-    let mut results: Vec<(u64, Option<String>)> = Vec::with_capacity(n);
-    for (i, ((item, probe), action)) in plan.items.iter().zip(&probes).zip(&actions).enumerate() {
+    for (i, item) in plan.items.iter().enumerate() {
         if multi {
             events.send(Event::ComponentStart {
                 role: item.role.clone().unwrap_or_default(),
@@ -503,14 +520,27 @@ async fn run(
                 total: n,
             });
         }
-        match action {
-            Action::Keep { size, sha256 } => results.push((*size, sha256.clone())),
-            Action::Fetch { .. } => {
-                let Fetched { size, sha256 } =
-                    fetch_item(net, item, probe, tracker, probe.size.is_some()).await?;
-                completed.push(item.dest.clone());
-                results.push((size, Some(sha256)));
-            }
+    }
+    // The files still to fetch go at the same time, a few at once, in plan order.
+    let mut fetches = Vec::new();
+    for (i, ((item, probe), action)) in plan.items.iter().zip(&probes).zip(&actions).enumerate() {
+        if matches!(action, Action::Fetch { .. }) {
+            fetches.push(fetch_indexed(i, net, item, probe, tracker));
+        }
+    }
+    let mut results: Vec<(u64, Option<String>)> = actions
+        .iter()
+        .map(|a| match a {
+            Action::Keep { size, sha256 } => (*size, sha256.clone()),
+            Action::Fetch { .. } => (0, None),
+        })
+        .collect();
+    {
+        use futures_util::stream::{StreamExt, TryStreamExt};
+        let mut stream = futures_util::stream::iter(fetches).buffer_unordered(CONCURRENT_FILES);
+        while let Some((i, Fetched { size, sha256 })) = stream.try_next().await? {
+            completed.push(plan.items[i].dest.clone());
+            results[i] = (size, Some(sha256));
         }
     }
     // A file can vanish while the others download: `deleteModel` of another variant removes the
