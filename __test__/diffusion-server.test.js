@@ -202,17 +202,17 @@ describe('start errors', () => {
     }
   });
 
-  test('a wrong VAE (Flux 1 given to Flux 2) is a ServerError naming the VAE and quoting sd.cpp', async () => {
+  test('a wrong VAE (Flux 1 given to Flux 2) is refused from the headers before spawning, naming both files', async () => {
     await assert.rejects(start({ modelId: 'klein-wrong-vae' }), (e) => {
       assert.ok(e instanceof g.ServerError, e.stack);
-      assert.match(e.message, /the VAE \(.*ae\.safetensors\) does not match the diffusion model/);
-      assert.match(e.message, /Flux 2 VAE/);
-      assert.match(e.message, /VAE tensor '.*' has wrong shape in model metadata/);
-      assert.equal(e.details.component, 'vae');
-      assert.equal(e.details.exitCode, 1);
+      assert.match(e.message, /Incompatible components: the VAE .*ae\.safetensors has 16 latent channels \(Flux 1 or SD3\) but the diffusion model .*flux-2-klein-4b-Q8_0\.gguf works in 32 \(Flux 2\)/);
+      assert.equal(e.details.code, 'INCOMPATIBLE_COMPONENTS');
+      assert.deepEqual(e.details.roles, ['diffusion_model', 'vae']);
+      assert.equal(e.details.files.length, 2);
       return true;
     });
     assert.equal(server.getStatus(), 'stopped');
+    assert.deepEqual(h.processesMatching(env.root), [], 'nothing was spawned');
   });
 
   test('a component that is not a model file is named, with sd.cpp\'s lines', async () => {

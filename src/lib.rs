@@ -1,6 +1,7 @@
 //! genai-electron-rs: the core (plain async Rust, no napi) plus the napi layer in `api`.
 
 pub mod checksum;
+pub mod compat;
 pub mod debug;
 pub mod diffusion;
 pub mod download;

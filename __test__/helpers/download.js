@@ -132,4 +132,14 @@ function cdnBytes(srv, handle) {
   return srv.statsFor(handle.cdnPath).bytesSent;
 }
 
-module.exports = { g, FAST, setup, bytes, sha256, sha256File, tree, progressRecorder, waitFor, rejectsDownload, leftovers, cdnBytes };
+/**
+ * GETs of a file that fetched its content, leaving out the header reads of the compatibility
+ * preflight (its first 8 bytes, a GGUF header prefix, a safetensors header from byte 8).
+ */
+function bodyGets(srv, handle) {
+  const st = srv.statsFor(handle.cdnPath || handle.path);
+  const headerReads = st.ranges.filter((r) => /^bytes=(0-7|0-2097151|8-\d+)$/.test(r)).length;
+  return st.get - headerReads;
+}
+
+module.exports = { g, FAST, setup, bytes, sha256, sha256File, tree, progressRecorder, waitFor, rejectsDownload, leftovers, cdnBytes, bodyGets };

@@ -450,6 +450,57 @@ fn remote_gguf(
     }))
 }
 
+/// The components' headers (over Range, or from disk for files already there) checked against
+/// each other before any byte of them is downloaded. Only models with something to compare are
+/// read; a header that cannot be read is not judged.
+async fn compat_preflight(
+    plan: &Plan,
+    net: &Net,
+    actions: &[Action],
+) -> Option<crate::compat::Mismatch> {
+    if plan.layout != Layout::MultiComponent {
+        return None;
+    }
+    let role = |it: &Item| it.role.clone().unwrap_or_default();
+    let roles: Vec<String> = plan.items.iter().map(role).collect();
+    let has = |r: &str| roles.iter().any(|x| x == r);
+    if !has("diffusion_model") || !(has("vae") || has("llm") || (has("clip_l") && has("clip_g"))) {
+        return None;
+    }
+    let reads = plan.items.iter().zip(actions).map(|(it, a)| {
+        let r = role(it);
+        let read = matches!(r.as_str(), "diffusion_model" | "vae" | "llm");
+        let local = matches!(a, Action::Keep { .. }).then(|| it.dest.clone());
+        let url = it.url.to_string();
+        let auth = net.auth.clone();
+        async move {
+            let tensors = match (read, local) {
+                (false, _) => None,
+                (true, Some(p)) => {
+                    tokio::task::spawn_blocking(move || crate::compat::read_local(&p))
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                (true, None) => tokio::time::timeout(
+                    REMOTE_GGUF_TIMEOUT,
+                    crate::compat::read_remote(&url, &auth),
+                )
+                .await
+                .ok()
+                .flatten(),
+            };
+            crate::compat::Part {
+                role: r,
+                file: it.filename.clone(),
+                tensors,
+            }
+        }
+    });
+    let parts = futures_util::future::join_all(reads).await;
+    crate::compat::check(&parts)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run(
     store: &Store,
@@ -486,6 +537,16 @@ async fn run(
             return Err(e);
         }
     };
+
+    if let Some(m) = compat_preflight(plan, net, &actions).await {
+        if let Some(t) = gguf_task {
+            t.abort();
+        }
+        return Err(Error::download(
+            m.message,
+            json!({ "code": crate::compat::CODE, "modelId": plan.id, "roles": m.roles, "files": m.files }),
+        ));
+    }
 
     // Disk space for everything still to fetch, before any byte is.
     let mut required = 0u64;
@@ -536,11 +597,24 @@ async fn run(
         })
         .collect();
     {
-        use futures_util::stream::{StreamExt, TryStreamExt};
+        use futures_util::stream::StreamExt;
         let mut stream = futures_util::stream::iter(fetches).buffer_unordered(CONCURRENT_FILES);
-        while let Some((i, Fetched { size, sha256 })) = stream.try_next().await? {
-            completed.push(plan.items[i].dest.clone());
-            results[i] = (size, Some(sha256));
+        // A file that fails does not stop the others: what they fetch is kept for the next
+        // attempt (a cancel stops them all anyway). The first error is the one reported.
+        let mut first_error = None;
+        while let Some(r) = stream.next().await {
+            match r {
+                Ok((i, Fetched { size, sha256 })) => {
+                    completed.push(plan.items[i].dest.clone());
+                    results[i] = (size, Some(sha256));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
     }
     // A file can vanish while the others download: `deleteModel` of another variant removes the

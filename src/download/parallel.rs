@@ -498,7 +498,7 @@ pub async fn fetch(net: &Net, job: &Job<'_>, total: u64, settings: Settings) -> 
     let file = Arc::new(file);
     let part = settings.part_for(total);
     let max = settings.max_connections.max(1);
-    let pool = Pool::new(2 * max + 8);
+    let pool = Pool::new(max + 4);
     let (write_tx, write_rx) = std_mpsc::channel();
     let (hash_tx, hash_rx) = std_mpsc::channel();
     let done = Arc::new(Mutex::new(done));
@@ -551,7 +551,7 @@ pub async fn fetch(net: &Net, job: &Job<'_>, total: u64, settings: Settings) -> 
             pool: pool.clone(),
             sha: Sha256::new(),
             cursor: 0,
-            scratch: vec![0u8; 1 << 20],
+            scratch: vec![0u8; BUFFER],
             abort: abort.clone(),
             item: job.tracker.clone(),
             resumed,

@@ -14,7 +14,7 @@ const FIRST_CHUNK: u64 = 2 << 20;
 
 /// Fetches bytes `[start, end)`; returns the bytes and the total size from `Content-Range`.
 /// A server that ignores Range (200) is read only up to `end`, then the connection is dropped.
-async fn fetch_range(
+pub(crate) async fn fetch_range(
     url: &url::Url,
     auth: &Auth,
     start: u64,
@@ -73,6 +73,15 @@ async fn fetch_range(
 /// `fetchGGUFMetadata(url)`: the contract's `GGUFMetadata` of a remote file. `auth` decides
 /// which origin (the Hugging Face endpoint only) may receive the token.
 pub async fn fetch_remote_metadata(url: &str, auth: &Auth) -> Result<Json, String> {
+    let (h, total) = fetch_remote_header(url, auth).await?;
+    Ok(metadata_json(&h, total))
+}
+
+/// The parsed header of a remote GGUF file and the file's size when the server said it.
+pub async fn fetch_remote_header(
+    url: &str,
+    auth: &Auth,
+) -> Result<(super::reader::GgufHeader, Option<u64>), String> {
     let url = url::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("unsupported URL scheme {:?}", url.scheme()));
@@ -94,7 +103,7 @@ pub async fn fetch_remote_metadata(url: &str, auth: &Auth) -> Result<Json, Strin
             buf.extend_from_slice(&bytes);
         }
         match parse_header(&buf, total) {
-            Ok(h) => return Ok(metadata_json(&h, total)),
+            Ok(h) => return Ok((h, total)),
             Err(ParseError::NeedMore(n)) if (buf.len() as u64) < limit => {
                 want = n.max(want * 2);
             }
