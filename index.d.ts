@@ -206,6 +206,19 @@ export interface DownloadConfig {
    */
   connections?: number;
   /**
+   * A Hugging Face hub cache (`models--org--repo/{blobs,snapshots,refs}`) to take files from
+   * instead of downloading them: a file whose sha256 is known (Hugging Face's, or `checksum`) and
+   * present as `blobs/<sha256>` there is hash-checked, then hard-linked (copied across volumes).
+   * Default: `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`; false: none.
+   */
+  huggingFaceCache?: string | false;
+  /**
+   * Folders (absolute paths, e.g. ComfyUI's `models/`) searched a few levels deep for a file of
+   * the same name and size; one whose sha256 matches the expected one is hard-linked (or copied)
+   * instead of downloaded. Files without a known sha256 are always downloaded.
+   */
+  importFrom?: string[];
+  /**
    * Test hooks; not for production use. `freeDiskBytes` replaces the measured free space;
    * `partSize` (bytes, default 8 MiB) is the smallest range part.
    */
@@ -224,7 +237,9 @@ export declare class ModelManager {
   getModelInfo(id: string): Promise<ModelInfo>;
   /**
    * Deletes the model's files that no other model references, its empty directory and its record.
-   * Never deletes anything outside `<userData>/models/`.
+   * Files with the same content as other models' (shared blobs, hard-linked) keep their bytes
+   * until the last model using them is deleted. Never deletes anything outside
+   * `<userData>/models/`.
    * @throws ModelNotFoundError, FileSystemError
    */
   deleteModel(id: string): Promise<void>;
@@ -269,7 +284,7 @@ export declare class StorageManager {
   /** Free bytes on the volume that holds the models directory. */
   checkDiskSpace(): Promise<number>;
   verifyModelIntegrity(type: ModelType, id: string): Promise<boolean>;
-  /** Bytes used by all records, shared files counted once. */
+  /** Bytes used by all records, shared files (one path, or hard links to one blob) counted once. */
   getStorageUsed(type?: ModelType): Promise<number>;
 }
 

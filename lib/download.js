@@ -53,6 +53,16 @@ function dispatcher(onProgress, onComponentStart) {
   };
 }
 
+/** The Hugging Face hub cache as huggingface_hub finds it: HF_HUB_CACHE, HF_HOME/hub, ~/.cache. */
+function defaultHfCache() {
+  const path = require('node:path');
+  const os = require('node:os');
+  if (process.env.HF_HUB_CACHE) return path.resolve(process.env.HF_HUB_CACHE);
+  if (process.env.HF_HOME) return path.resolve(process.env.HF_HOME, 'hub');
+  const home = os.homedir();
+  return home ? path.join(home, '.cache', 'huggingface', 'hub') : false;
+}
+
 async function downloadModel(config) {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) {
     throw invalid('The download config must be an object');
@@ -66,6 +76,7 @@ async function downloadModel(config) {
   // The environment is read here, on the JS thread, and passed explicitly.
   if (rest.hfEndpoint == null && process.env.HF_ENDPOINT) rest.hfEndpoint = process.env.HF_ENDPOINT;
   if (rest.hfToken == null && process.env.HF_TOKEN) rest.hfToken = process.env.HF_TOKEN;
+  if (rest.huggingFaceCache === undefined) rest.huggingFaceCache = defaultHfCache();
   if (signal && signal.aborted) throw cancelled(signal.reason);
 
   const token = binding.downloadCreateToken();

@@ -57,6 +57,10 @@ pub struct TransferOptions {
     pub connections: usize,
     /// Smallest part a file is cut into; files under two parts use one stream.
     pub part_size: u64,
+    /// A Hugging Face hub cache whose blobs are linked instead of downloaded (hash checked).
+    pub hf_cache: Option<std::path::PathBuf>,
+    /// Folders searched for a file of the same name and size (hash checked) before downloading.
+    pub import_from: Vec<std::path::PathBuf>,
 }
 
 /// Default most connections per file.
@@ -85,6 +89,8 @@ impl Default for TransferOptions {
             test_free_disk_bytes: None,
             connections: DEFAULT_CONNECTIONS,
             part_size: 8 << 20,
+            hf_cache: None,
+            import_from: Vec::new(),
         }
     }
 }
@@ -122,6 +128,8 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "maxRetries",
     "retryDelayMs",
     "connections",
+    "huggingFaceCache",
+    "importFrom",
     "testHooks",
 ];
 
@@ -408,6 +416,44 @@ pub fn parse(config: &Value) -> Result<DownloadRequest> {
             )));
         }
         options.connections = n as usize;
+    }
+    match field(obj, "huggingFaceCache") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(Value::String(p)) if std::path::Path::new(p).is_absolute() => {
+            options.hf_cache = Some(p.into());
+        }
+        Some(_) => {
+            return Err(bad(
+                "huggingFaceCache must be an absolute directory path, or false to not use one",
+            ))
+        }
+    }
+    match field(obj, "importFrom") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for (i, v) in items.iter().enumerate() {
+                match v {
+                    Value::String(p) if std::path::Path::new(p).is_absolute() => {
+                        let dir = std::path::PathBuf::from(p);
+                        if !dir.is_dir() {
+                            return Err(crate::storage::blobs::bad_folder(&dir));
+                        }
+                        options.import_from.push(dir);
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "importFrom[{i}] must be an absolute directory path"
+                        )))
+                    }
+                }
+            }
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "importFrom must be an array of directory paths, got {}",
+                type_name(other)
+            )))
+        }
     }
     match field(obj, "testHooks") {
         None => {}

@@ -26,9 +26,9 @@ pub use progress::{Event, Events, Phase};
 use crate::debug_log;
 use crate::error::{Error, Result};
 use crate::http::{hf_endpoint_from_env, hf_token_from_env, manual_redirect_client, Auth};
-use crate::storage::lock;
 use crate::storage::model_info::{ComponentInfo, ModelInfo, ShardInfo};
 use crate::storage::paths::normalize_lexically;
+use crate::storage::{blobs, lock};
 use crate::storage::{Paths, Store};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -184,6 +184,8 @@ pub async fn download_model(store: Store, config: &Value, ctx: Context) -> Resul
     // now that we hold the lock.
     if let Err(e) = ensure_new(&store, &plan.id).await {
         drop(guard);
+        // Our lock files may have created the directory; the other process's files keep it.
+        remove_dir_if_empty(&plan, dir_existed);
         return Err(e);
     }
 
@@ -326,6 +328,54 @@ fn file_exists_error(item: &Item, why: &str) -> Error {
     )
 }
 
+/// Content with hash `want` already on this machine: a shared blob of another model, a Hugging
+/// Face cache blob, or a file of the same name and size in an `importFrom` folder. The first whose
+/// hash checks out is linked (or copied) to `item.dest`; returns its size.
+async fn import_existing(
+    store: &Store,
+    net: &Net,
+    item: &Item,
+    probe: &Probe,
+    want: &str,
+) -> Result<Option<u64>> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    let blob = blobs::blob_path(store.paths(), want);
+    if blob.is_file() {
+        candidates.push(blob);
+    }
+    if let Some(hub) = &net.opts.hf_cache {
+        candidates.extend(blobs::hf_cache_blob(hub, want));
+    }
+    if let Some(size) = probe.size {
+        for dir in &net.opts.import_from {
+            candidates.extend(blobs::find_in_folder(dir, &item.filename, size));
+        }
+    }
+    for c in candidates {
+        let (n, sha) = transfer::hash_existing(net, &c, progress::ItemTracker::detached()).await?;
+        if sha != want {
+            debug_log!("{} has another hash; not imported", c.display());
+            continue;
+        }
+        let dest = item.dest.clone();
+        let linked = run_blocking(move || {
+            if let Some(d) = dest.parent() {
+                std::fs::create_dir_all(d).map_err(|e| Error::io("Failed to create", d, &e))?;
+            }
+            blobs::link_or_copy(&c, &dest)
+        })
+        .await?;
+        debug_log!(
+            "{}: {} instead of downloading",
+            item.dest.display(),
+            if linked { "linked" } else { "copied" }
+        );
+        remove_stale_state(&item.dest);
+        return Ok(Some(n));
+    }
+    Ok(None)
+}
+
 /// Decides what to do with each planned file given what is on disk.
 async fn classify_items(
     store: &Store,
@@ -350,6 +400,15 @@ async fn classify_items(
             ));
         }
         let Some(meta) = existing else {
+            if let Some((want, _)) = &expected {
+                if let Some(size) = import_existing(store, net, item, probe, want).await? {
+                    actions.push(Action::Keep {
+                        size,
+                        sha256: Some(want.clone()),
+                    });
+                    continue;
+                }
+            }
             let present = resume::present_bytes(
                 &item.dest,
                 item.url.as_str(),
@@ -633,6 +692,16 @@ async fn run(
         let Fetched { size, sha256 } = fetch_item(net, item, probe, tracker, false).await?;
         completed.push(item.dest.clone());
         results[i] = (size, Some(sha256));
+    }
+
+    // Every verified file becomes (or links to) the shared blob of its content.
+    for (item, (_, sha)) in plan.items.iter().zip(&results) {
+        if let Some(sha) = sha.clone() {
+            let (p, dest) = (store.paths().clone(), item.dest.clone());
+            if let Err(e) = run_blocking(move || blobs::adopt(&p, &dest, &sha)).await {
+                debug_log!("{} not shared: {e}", item.dest.display());
+            }
+        }
     }
 
     // GGUF metadata of the primary: the remote header if we have it, else the local file. Never
