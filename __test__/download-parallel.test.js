@@ -214,3 +214,45 @@ test('two processes pulling the same model: one installs it, the other refuses, 
   assert.deepEqual(tree(path.join(root, 'models', 'diffusion')), ['raced.json', 'raced/dit.gguf', 'raced/vae.safetensors']);
   assert.deepEqual(leftovers(root), []);
 });
+
+test('a multi-file install killed at each point resumes on the next call: one record, verified files, nothing re-fetched twice', async (t) => {
+  for (const point of ['fileComplete', 'beforeRecord', 'afterRecord']) {
+    await t.test(point, async (t2) => {
+      const { srv, root, hf } = await setup(t2);
+      const dit = srv.addFile('org/m', 'dit.gguf', bytes(200000, 1));
+      const llm = srv.addFile('org/m', 'llm.gguf', bytes(300000, 2));
+      const vae = srv.addFile('org/m', 'vae.safetensors', bytes(100000, 3));
+      const config = {
+        source: 'huggingface', repo: 'org/m', file: 'dit.gguf', name: `Crash ${point}`, type: 'diffusion', modelDirectory: 'crash', ...hf, ...FAST,
+        components: [
+          { role: 'llm', source: 'huggingface', repo: 'org/m', file: 'llm.gguf' },
+          { role: 'vae', source: 'huggingface', repo: 'org/m', file: 'vae.safetensors' },
+        ],
+      };
+      const child = startChild(root, { ...config, testHooks: { crashAt: point } });
+      t2.after(() => child.kill('SIGKILL'));
+      const [, signal] = await child.exited;
+      assert.equal(signal, 'SIGABRT', `the child died at ${point}`);
+      const fetched = () => [dit, llm, vae].reduce((n, f) => n + srv.statsFor(f.cdnPath).bytesSent, 0);
+      const before = fetched();
+      const records = await g.modelManager.listModels();
+      assert.equal(records.length, point === 'afterRecord' ? 1 : 0, 'the record exists only once every file is in place');
+      let info;
+      if (point === 'afterRecord') {
+        await assert.rejects(g.modelManager.downloadModel(config), /Model already exists/);
+        info = records[0];
+      } else {
+        info = await g.modelManager.downloadModel(config);
+      }
+      assert.equal(await g.modelManager.verifyModel(info.id), true);
+      assert.equal(info.components.llm.checksum, `sha256:${llm.sha256}`);
+      assert.equal((await g.modelManager.listModels()).length, 1);
+      // The next call fetched at most what the crash left missing.
+      const again = fetched() - before;
+      if (point !== 'fileComplete') assert.equal(again, 0, `${again} bytes fetched again`);
+      else assert.ok(again < dit.size + llm.size + vae.size, `${again} bytes fetched again`);
+      assert.deepEqual(tree(path.join(root, 'models', 'diffusion')).filter((f) => !f.endsWith('.lock')), ['crash-' + point.toLowerCase() + '.json', 'crash/dit.gguf', 'crash/llm.gguf', 'crash/vae.safetensors']);
+      assert.deepEqual(leftovers(root).filter((f) => !f.endsWith('.lock')), []);
+    });
+  }
+});

@@ -61,6 +61,8 @@ pub struct TransferOptions {
     pub hf_cache: Option<std::path::PathBuf>,
     /// Folders searched for a file of the same name and size (hash checked) before downloading.
     pub import_from: Vec<std::path::PathBuf>,
+    /// Test hook: abort the process at this point of the install (crash tests).
+    pub test_crash_at: Option<String>,
 }
 
 /// Default most connections per file.
@@ -91,6 +93,7 @@ impl Default for TransferOptions {
             part_size: 8 << 20,
             hf_cache: None,
             import_from: Vec::new(),
+            test_crash_at: None,
         }
     }
 }
@@ -458,7 +461,12 @@ pub fn parse(config: &Value) -> Result<DownloadRequest> {
     match field(obj, "testHooks") {
         None => {}
         Some(Value::Object(hooks)) => {
-            reject_unknown(hooks, &["freeDiskBytes", "partSize"], "testHooks")?;
+            reject_unknown(
+                hooks,
+                &["freeDiskBytes", "partSize", "crashAt"],
+                "testHooks",
+            )?;
+            options.test_crash_at = opt_string(hooks, "crashAt", "testHooks.")?;
             options.test_free_disk_bytes =
                 opt_number(hooks, "freeDiskBytes", 2f64.powi(63))?.map(|f| f as u64);
             if let Some(n) = opt_number(hooks, "partSize", 2f64.powi(40))? {

@@ -666,6 +666,7 @@ async fn run(
                 Ok((i, Fetched { size, sha256 })) => {
                     completed.push(plan.items[i].dest.clone());
                     results[i] = (size, Some(sha256));
+                    crash_point(req, "fileComplete");
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -728,8 +729,17 @@ async fn run(
     let info = build_record(req, plan, &results, gguf);
     let s = store.clone();
     let saved = info.clone();
+    crash_point(req, "beforeRecord");
     run_blocking(move || s.save(&saved)).await?;
+    crash_point(req, "afterRecord");
     Ok(info)
+}
+
+/// Test hook (`testHooks.crashAt`): the process dies here, as a crash or power cut would end it.
+fn crash_point(req: &DownloadRequest, point: &str) {
+    if req.options.test_crash_at.as_deref() == Some(point) {
+        std::process::abort();
+    }
 }
 
 fn now_iso() -> String {
