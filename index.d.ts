@@ -199,10 +199,11 @@ export interface DownloadConfig {
   /** First retry delay, doubled per consecutive failure up to 30 s (default 1000). */
   retryDelayMs?: number;
   /**
-   * Most connections per large file (1 to 32, default 8). A file of at least two parts is fetched
-   * in byte ranges over several connections: a few to start with, more while throughput grows,
-   * half as many on 429/5xx. 1 fetches every file in one stream. Servers without Range support
-   * always get one stream.
+   * Most ranged connections of this download (1 to 32, default 6), shared by the files fetched at
+   * the same time (each gets at least one). A file of at least two parts (16 MiB) is fetched in
+   * byte ranges over several connections: a few to start with, more while throughput grows, half
+   * as many on 429/5xx. 1 fetches every file in one stream. Servers without Range support always
+   * get one stream.
    */
   connections?: number;
   /**

@@ -6,7 +6,7 @@
 //
 //   node bench/download.mjs [--size-gib=4] [--klein-scale=0.25] [--only=ours,genai-electron,curl]
 //                           [--workloads=big,klein,big-capped,klein-capped] [--runs=1] [--keep]
-//                           [--cap-mbps=50] [--capped-size-gib=2]
+//                           [--cap-mbps=50] [--capped-size-gib=2] [--connections=N]
 //
 // The `-capped` workloads cap every connection of the server at --cap-mbps MB/s, as CDNs often
 // do: there one connection per file leaves most of the line idle.
@@ -215,6 +215,7 @@ async function main() {
       // The URLs are the server's resolve URLs, so each runner follows the HF-style redirect.
       const config = {
         source: 'url', url: w.files[0].url, name: `Bench ${key}`, type: 'diffusion', checksum: w.files[0].sha256,
+        ...(args.connections ? { connections: Number(args.connections) } : {}),
         components: w.files.slice(1).map((f) => ({ role: f.role, source: 'url', url: f.url, checksum: f.sha256 })),
       };
       const rows = [];

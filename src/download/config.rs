@@ -66,7 +66,7 @@ pub struct TransferOptions {
 }
 
 /// Default most connections per file.
-pub const DEFAULT_CONNECTIONS: usize = 8;
+pub const DEFAULT_CONNECTIONS: usize = 6;
 /// Upper bound of the `connections` option.
 pub const MAX_CONNECTIONS: usize = 32;
 

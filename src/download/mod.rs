@@ -195,6 +195,9 @@ pub async fn download_model(store: Store, config: &Value, ctx: Context) -> Resul
         endpoint,
         opts: req.options.clone(),
         cancel: ctx.cancel.clone(),
+        budget: Arc::new(std::sync::atomic::AtomicIsize::new(
+            req.options.connections as isize,
+        )),
     };
     let tracker = Tracker::new();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();

@@ -36,13 +36,13 @@ use super::resume::{self, parse_content_range, same_etag, Sidecar, Start};
 use super::transfer::{HashSource, Job};
 
 /// One buffer of the pool.
-const BUFFER: usize = 256 << 10;
+const BUFFER: usize = 128 << 10;
 /// How often the controller looks at throughput and records progress.
 const TICK: Duration = Duration::from_millis(250);
 /// The sidecar is rewritten at least this often while bytes arrive (more often when parts end).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 /// Connections a download starts with.
-const INITIAL_CONNECTIONS: usize = 4;
+const INITIAL_CONNECTIONS: usize = 3;
 
 /// How the file is split; `part_size` is also the smallest file worth splitting (two parts).
 #[derive(Debug, Clone, Copy)]
@@ -1004,17 +1004,24 @@ async fn drive(
 ) -> std::result::Result<(), End> {
     use futures_util::stream::{FuturesUnordered, StreamExt};
     let mut set = FuturesUnordered::new();
+    // Every connection holds one unit of the download's budget while it runs.
     let launch = |set: &mut FuturesUnordered<_>| {
         sh.running.fetch_add(1, Ordering::AcqRel);
+        net.budget.fetch_sub(1, Ordering::AcqRel);
         set.push(async {
             let end = connection(net, job, sh).await;
             if !matches!(end, End::Retired) {
                 sh.running.fetch_sub(1, Ordering::AcqRel);
             }
+            net.budget.fetch_add(1, Ordering::AcqRel);
             end
         });
     };
-    for _ in 0..sh.target.load(Ordering::Acquire) {
+    let spare = || net.budget.load(Ordering::Acquire).max(0) as usize;
+    // The first connection goes whatever the budget; more only as far as it allows.
+    let first = sh.target.load(Ordering::Acquire).min(spare()).max(1);
+    sh.target.store(first, Ordering::Release);
+    for _ in 0..first {
         launch(&mut set);
     }
     let mut tick = tokio::time::interval(TICK);
@@ -1084,12 +1091,13 @@ async fn drive(
                         best_rate = 0.0;
                     } else if now >= grow_after
                         && target < max
+                        && spare() > 0
                         && sh.running.load(Ordering::Acquire) >= target
                     {
                         if rate > best_rate * 1.1 {
                             best_rate = rate;
                             plateaus = 0;
-                            let next = (target + (target / 2).max(1)).min(max);
+                            let next = (target + (target / 2).max(1)).min(max).min(target + spare());
                             sh.target.store(next, Ordering::Release);
                             for _ in target..next {
                                 launch(&mut set);

@@ -1,4 +1,4 @@
-//! The disk side of a transfer. Received bytes are copied into a small pool of 1 MiB buffers (so the
+//! The disk side of a transfer. Received bytes are copied into a small pool of 512 KiB buffers (so the
 //! HTTP stack reuses its own read buffer instead of faulting in fresh pages for every chunk); a
 //! writer thread appends full buffers to `<dest>.partial` and hands them to a hasher thread, which
 //! feeds SHA-256 and returns them to the pool. Writing and hashing overlap, the file is hashed as
@@ -18,9 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::cancel::CancelToken;
 use super::progress::ItemTracker;
 
-const BUFFER: usize = 1 << 20;
+const BUFFER: usize = 512 << 10;
 /// Buffers in flight between the network, the disk and the hash (bounds memory to a few MiB).
-const POOL: usize = 8;
+const POOL: usize = 6;
 
 enum Cmd {
     Data(Vec<u8>),
