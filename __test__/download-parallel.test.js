@@ -6,22 +6,11 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const readline = require('node:readline');
-const { spawn } = require('node:child_process');
-const { once } = require('node:events');
-const { g, FAST, setup, bytes, sha256File, tree, waitFor, progressRecorder, leftovers } = require('./helpers/download.js');
+const { g, FAST, setup, bytes, sha256File, tree, waitFor, progressRecorder, leftovers, startChild } = require('./helpers/download.js');
 
-const CHILD = path.join(__dirname, 'helpers', 'download-child.js');
 /** Small parts so files of a few MiB are split like multi-GB ones are. */
 const PARTS = Object.freeze({ testHooks: { partSize: 256 << 10 } });
 
-function startChild(root, config) {
-  const child = spawn(process.execPath, [CHILD, root, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  child.lines = [];
-  readline.createInterface({ input: child.stdout }).on('line', (l) => child.lines.push(JSON.parse(l)));
-  child.exited = once(child, 'exit');
-  return child;
-}
 
 /** `bytes=a-b` -> [a, b + 1). */
 function parseRange(v) {

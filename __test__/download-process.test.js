@@ -5,21 +5,8 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const readline = require('node:readline');
-const { spawn } = require('node:child_process');
 const { once } = require('node:events');
-const { g, FAST, setup, bytes, sha256File, tree, waitFor, rejectsDownload, leftovers } = require('./helpers/download.js');
-
-const CHILD = path.join(__dirname, 'helpers', 'download-child.js');
-
-/** Starts a download in another Node process; `lines` collects its JSON output. */
-function startChild(root, config) {
-  const child = spawn(process.execPath, [CHILD, root, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  child.lines = [];
-  readline.createInterface({ input: child.stdout }).on('line', (l) => child.lines.push(JSON.parse(l)));
-  child.exited = once(child, 'exit');
-  return child;
-}
+const { g, FAST, setup, bytes, sha256File, tree, waitFor, rejectsDownload, leftovers, startChild } = require('./helpers/download.js');
 
 function lastProgress(child) {
   const p = child.lines.filter((l) => l.progress !== undefined);

@@ -142,4 +142,18 @@ function bodyGets(srv, handle) {
   return st.get - headerReads;
 }
 
-module.exports = { g, FAST, setup, bytes, sha256, sha256File, tree, progressRecorder, waitFor, rejectsDownload, leftovers, cdnBytes, bodyGets };
+const CHILD = path.join(__dirname, 'download-child.js');
+
+/** Starts a download in another Node process; `lines` collects its JSON output. */
+function startChild(root, config) {
+  const { spawn } = require('node:child_process');
+  const { once } = require('node:events');
+  const readline = require('node:readline');
+  const child = spawn(process.execPath, [CHILD, root, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  child.lines = [];
+  readline.createInterface({ input: child.stdout }).on('line', (l) => child.lines.push(JSON.parse(l)));
+  child.exited = once(child, 'exit');
+  return child;
+}
+
+module.exports = { startChild, g, FAST, setup, bytes, sha256, sha256File, tree, progressRecorder, waitFor, rejectsDownload, leftovers, cdnBytes, bodyGets };

@@ -605,21 +605,7 @@ pub async fn fetch(net: &Net, job: &Job<'_>, total: u64, settings: Settings) -> 
         .await
         .map_err(|e| Error::fs(format!("internal task failed: {e}"), json!({})))?
         .map_err(|e| io_error(job, &partial, &e))?;
-    let (tx, rx) = std_mpsc::channel();
-    let sent = shared
-        .write_tx
-        .lock()
-        .unwrap()
-        .send(WriteCmd::FinishHash(tx))
-        .is_ok();
-    let hashed = if sent {
-        tokio::task::spawn_blocking(move || rx.recv().ok())
-            .await
-            .ok()
-            .flatten()
-    } else {
-        None
-    };
+    let hashed = ask_writer(&shared, WriteCmd::FinishHash).await;
     let (n, sha) = hashed.ok_or_else(|| {
         Error::fs(
             "The download's hash thread stopped",
@@ -639,18 +625,26 @@ pub async fn fetch(net: &Net, job: &Job<'_>, total: u64, settings: Settings) -> 
     })
 }
 
+/// Sends the writer a command carrying a reply channel and waits (off the runtime) for the reply,
+/// which comes after every write sent before. None when the writer is gone.
+async fn ask_writer<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    cmd: impl FnOnce(std_mpsc::Sender<T>) -> WriteCmd,
+) -> Option<T> {
+    let (tx, rx) = std_mpsc::channel();
+    let sent = shared.write_tx.lock().unwrap().send(cmd(tx)).is_ok();
+    if !sent {
+        return None;
+    }
+    tokio::task::spawn_blocking(move || rx.recv().ok())
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Waits until the writer has applied every write sent so far.
 async fn flush(shared: &Arc<Shared>) {
-    let (tx, rx) = std_mpsc::channel();
-    let sent = shared
-        .write_tx
-        .lock()
-        .unwrap()
-        .send(WriteCmd::Flush(tx))
-        .is_ok();
-    if sent {
-        let _ = tokio::task::spawn_blocking(move || rx.recv()).await;
-    }
+    ask_writer(shared, WriteCmd::Flush).await;
 }
 
 /// Records the written ranges: fdatasync first, so the sidecar never claims bytes a power cut
