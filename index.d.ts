@@ -134,6 +134,20 @@ export interface DownloadProgressInfo {
    * or a reused shared file), `downloading`, `done` (the final `(total, total)` call).
    */
   phase: 'preflight' | 'verifying' | 'downloading' | 'done';
+  /**
+   * One line per file being fetched (files of a model download at the same time), in plan order:
+   * its bytes on disk, its size (0 while unknown) and its phase.
+   */
+  components: DownloadComponentProgress[];
+}
+
+export interface DownloadComponentProgress {
+  /** Component role (multi-component models), else null. */
+  component: DiffusionComponentRole | null;
+  file: string;
+  downloaded: number;
+  total: number;
+  phase: 'verifying' | 'downloading' | 'done';
 }
 
 /**
@@ -185,8 +199,32 @@ export interface DownloadConfig {
   maxRetries?: number;
   /** First retry delay, doubled per consecutive failure up to 30 s (default 1000). */
   retryDelayMs?: number;
-  /** Test hooks; not for production use. `freeDiskBytes` replaces the measured free space. */
-  testHooks?: { freeDiskBytes?: number };
+  /**
+   * Most ranged connections of this download (1 to 32, default 6), shared by the files fetched at
+   * the same time (each gets at least one). A file of at least two parts (16 MiB) is fetched in
+   * byte ranges over several connections: a few to start with, more while throughput grows, half
+   * as many on 429/5xx. 1 fetches every file in one stream. Servers without Range support always
+   * get one stream.
+   */
+  connections?: number;
+  /**
+   * A Hugging Face hub cache (`models--org--repo/{blobs,snapshots,refs}`) to take files from
+   * instead of downloading them: a file whose sha256 is known (Hugging Face's, or `checksum`) and
+   * present as `blobs/<sha256>` there is hash-checked, then hard-linked (copied across volumes).
+   * Default: `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`; false: none.
+   */
+  huggingFaceCache?: string | false;
+  /**
+   * Folders (absolute paths, e.g. ComfyUI's `models/`) searched a few levels deep for a file of
+   * the same name and size; one whose sha256 matches the expected one is hard-linked (or copied)
+   * instead of downloaded. Files without a known sha256 are always downloaded.
+   */
+  importFrom?: string[];
+  /**
+   * Test hooks; not for production use. `freeDiskBytes` replaces the measured free space;
+   * `partSize` (bytes, default 8 MiB) is the smallest range part.
+   */
+  testHooks?: { freeDiskBytes?: number; partSize?: number };
 }
 
 export type MetadataFetchStrategy = 'local-only' | 'remote-only' | 'local-remote' | 'remote-local';
@@ -201,7 +239,9 @@ export declare class ModelManager {
   getModelInfo(id: string): Promise<ModelInfo>;
   /**
    * Deletes the model's files that no other model references, its empty directory and its record.
-   * Never deletes anything outside `<userData>/models/`.
+   * Files with the same content as other models' (shared blobs, hard-linked) keep their bytes
+   * until the last model using them is deleted. Never deletes anything outside
+   * `<userData>/models/`.
    * @throws ModelNotFoundError, FileSystemError
    */
   deleteModel(id: string): Promise<void>;
@@ -246,7 +286,7 @@ export declare class StorageManager {
   /** Free bytes on the volume that holds the models directory. */
   checkDiskSpace(): Promise<number>;
   verifyModelIntegrity(type: ModelType, id: string): Promise<boolean>;
-  /** Bytes used by all records, shared files counted once. */
+  /** Bytes used by all records, shared files (one path, or hard links to one blob) counted once. */
   getStorageUsed(type?: ModelType): Promise<number>;
 }
 

@@ -215,21 +215,17 @@ describe('start errors', () => {
     }
   });
 
-  test('a wrong VAE (Flux 1 given to Flux 2): the first image fails naming the VAE and quoting sd.cpp', async () => {
-    await start({ modelId: 'klein-wrong-vae' });
-    const states = [];
-    server.on('backend-status', (e) => states.push(`${e.state}:${e.reason}`));
-    await assert.rejects(server.generateImage({ prompt: 'x', steps: 1 }), (e) => {
+  test('a wrong VAE (Flux 1 given to Flux 2) is refused from the headers before spawning, naming both files', async () => {
+    await assert.rejects(start({ modelId: 'klein-wrong-vae' }), (e) => {
       assert.ok(e instanceof g.ServerError, e.stack);
-      assert.match(e.message, /the VAE \(.*ae\.safetensors\) does not match the diffusion model/);
-      assert.match(e.message, /Flux 2 VAE/);
-      assert.match(e.message, /VAE tensor '.*' has wrong shape in model metadata/);
-      assert.equal(e.details.component, 'vae');
-      assert.equal(e.details.exitCode, 1);
+      assert.match(e.message, /Incompatible components: the VAE .*ae\.safetensors has 16 latent channels \(Flux 1 or SD3\) but the diffusion model .*flux-2-klein-4b-Q8_0\.gguf works in 32 \(Flux 2\)/);
+      assert.equal(e.details.code, 'INCOMPATIBLE_COMPONENTS');
+      assert.deepEqual(e.details.roles, ['diffusion_model', 'vae']);
+      assert.equal(e.details.files.length, 2);
       return true;
     });
-    assert.deepEqual(states, ['starting:spawned', 'absent:start-failed']);
-    assert.equal(server.getStatus(), 'running', 'the server keeps serving; the next image tries again');
+    assert.equal(server.getStatus(), 'stopped');
+    assert.deepEqual(h.processesMatching(env.root), [], 'nothing was spawned');
   });
 
   test('preload: true spawns during start; a component that is not a model file fails the start, named', async () => {

@@ -168,7 +168,7 @@ test('cancelling while a large partial is being hashed for a resume stops at onc
   const controller = new AbortController();
   let verifying = 0;
   const p = g.modelManager.downloadModel({
-    source: 'url', url: raw.url, name: 'Huge', type: 'llm', ...FAST, signal: controller.signal,
+    source: 'url', url: raw.url, name: 'Huge', type: 'llm', ...FAST, connections: 1, signal: controller.signal,
     onProgress: (d, total, info) => {
       if (info.phase === 'verifying' && d > 0) verifying++;
     },

@@ -5,7 +5,7 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { g, FAST, setup, bytes, sha256File, tree, progressRecorder, rejectsDownload, leftovers } = require('./helpers/download.js');
+const { g, FAST, setup, bytes, sha256File, tree, progressRecorder, rejectsDownload, leftovers, bodyGets } = require('./helpers/download.js');
 const { buildGguf } = require('./helpers/gguf.js');
 
 /** A GGUF-headed file of about `size` bytes (a scaled-down DiT or text encoder). */
@@ -148,9 +148,9 @@ test('shared directory: a second variant downloads only its DiT and verifies the
   const starts = [];
   const q4 = await g.modelManager.downloadModel({ ...kleinConfig(srv, files, 'Q4_0'), onProgress: progress, onComponentStart: (s) => starts.push(s.role) });
   // The encoder and VAE were hashed against Hugging Face's sha256, not fetched again.
-  assert.equal(srv.statsFor(files.llm.cdnPath).get, 0);
-  assert.equal(srv.statsFor(files.vae.cdnPath).get, 0);
-  assert.equal(srv.statsFor(files.q4.cdnPath).get >= 1, true);
+  assert.equal(bodyGets(srv, files.llm), 0);
+  assert.equal(bodyGets(srv, files.vae), 0);
+  assert.equal(bodyGets(srv, files.q4) >= 1, true);
   assert.deepEqual(starts, ['diffusion_model', 'llm', 'vae']);
   // Only the bytes actually fetched count (contract: skipped files are excluded from the total).
   progress.assertWellFormed(files.q4.size);
@@ -177,8 +177,8 @@ test('a corrupted shared file is downloaded again instead of being reused', asyn
   fs.writeFileSync(vaePath, buf);
   srv.resetStats();
   const q4 = await g.modelManager.downloadModel(kleinConfig(srv, files, 'Q4_0'));
-  assert.equal(srv.statsFor(files.vae.cdnPath).get, 1);
-  assert.equal(srv.statsFor(files.llm.cdnPath).get, 0);
+  assert.equal(bodyGets(srv, files.vae), 1);
+  assert.equal(bodyGets(srv, files.llm), 0);
   assert.equal(sha256File(vaePath), files.vae.sha256);
   assert.equal(q4.components.vae.checksum, `sha256:${files.vae.sha256}`);
 });
@@ -195,8 +195,8 @@ test('a failing component leaves no record; finished files are reused by the nex
   fault.remove();
   srv.resetStats();
   const info = await g.modelManager.downloadModel(kleinConfig(srv, files, 'Q8_0'));
-  assert.equal(srv.statsFor(files.q8.cdnPath).get, 0);
-  assert.equal(srv.statsFor(files.llm.cdnPath).get, 0);
+  assert.equal(bodyGets(srv, files.q8), 0);
+  assert.equal(bodyGets(srv, files.llm), 0);
   assert.equal(info.components.vae.checksum, `sha256:${files.vae.sha256}`);
 });
 

@@ -5,33 +5,21 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const readline = require('node:readline');
-const { spawn } = require('node:child_process');
 const { once } = require('node:events');
-const { g, FAST, setup, bytes, sha256File, tree, waitFor, rejectsDownload, leftovers } = require('./helpers/download.js');
-
-const CHILD = path.join(__dirname, 'helpers', 'download-child.js');
-
-/** Starts a download in another Node process; `lines` collects its JSON output. */
-function startChild(root, config) {
-  const child = spawn(process.execPath, [CHILD, root, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  child.lines = [];
-  readline.createInterface({ input: child.stdout }).on('line', (l) => child.lines.push(JSON.parse(l)));
-  child.exited = once(child, 'exit');
-  return child;
-}
+const { g, FAST, setup, bytes, sha256File, tree, waitFor, rejectsDownload, leftovers, startChild } = require('./helpers/download.js');
 
 function lastProgress(child) {
   const p = child.lines.filter((l) => l.progress !== undefined);
   return p.length ? p[p.length - 1].progress : 0;
 }
 
-test('a download killed half-way (SIGKILL) is resumed by a new process without re-fetching the first half', async (t) => {
+test('a one-stream download killed half-way (SIGKILL) is resumed by a new process without re-fetching the first half', async (t) => {
   const { srv, root, hf } = await setup(t);
   const SIZE = 24 << 20;
   const f = await srv.addGeneratedFile('org/big', 'big-model.bin', SIZE, { seed: 3 });
   const slow = srv.fault(f.cdnPath, { slow: 8 << 20 });
-  const config = { source: 'huggingface', repo: 'org/big', file: 'big-model.bin', name: 'Big Model', type: 'llm', ...hf };
+  // One connection: the ranged path has its own crash test (download-parallel.test.js).
+  const config = { source: 'huggingface', repo: 'org/big', file: 'big-model.bin', name: 'Big Model', type: 'llm', connections: 1, ...hf };
   const child = startChild(root, config);
   t.after(() => child.kill('SIGKILL'));
   const dest = path.join(root, 'models', 'llm', 'big-model.bin');

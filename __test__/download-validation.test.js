@@ -18,6 +18,8 @@ const CASES = [
   ['repo missing', { ...hfBase, repo: undefined }, /Repository and file are required/],
   ['blank revision', { ...hfBase, revision: '  ' }, /Revision must be a non-empty string/],
   ['name missing', { ...base, name: undefined }, /name is required/],
+  ['name of thousands of characters', { ...base, name: 'a'.repeat(5000) }, /name is too long \(5000 characters\): at most 200/],
+  ['modelDirectory of thousands of characters', { ...base, components: [vae], modelDirectory: 'd'.repeat(3000) }, /too long/],
   ['type missing', { ...base, type: undefined }, /type is required/],
   ['unknown type', { ...base, type: 'video' }, /type is required and must be "llm" or "diffusion"/],
   ['unknown field', { ...base, checkSum: 'abc' }, /Unknown download config field: checkSum/],

@@ -5,7 +5,11 @@
 // runners also report the main thread's event-loop delay p99. See bench/README.md.
 //
 //   node bench/download.mjs [--size-gib=4] [--klein-scale=0.25] [--only=ours,genai-electron,curl]
-//                           [--workloads=big,klein] [--runs=1] [--keep]
+//                           [--workloads=big,klein,big-capped,klein-capped] [--runs=1] [--keep]
+//                           [--cap-mbps=50] [--capped-size-gib=2] [--connections=N]
+//
+// The `-capped` workloads cap every connection of the server at --cap-mbps MB/s, as CDNs often
+// do: there one connection per file leaves most of the line idle.
 
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,7 +33,9 @@ const SIZE_GIB = Number(args['size-gib'] ?? 4);
 const KLEIN_SCALE = Number(args['klein-scale'] ?? 0.25);
 const RUNS = Number(args.runs ?? 1);
 const ONLY = String(args.only ?? 'ours,genai-electron,curl').split(',');
-const WORKLOADS = String(args.workloads ?? 'big,klein').split(',');
+const WORKLOADS = String(args.workloads ?? 'big,klein,big-capped,klein-capped').split(',');
+const CAP_BPS = Number(args['cap-mbps'] ?? 50) * 1e6;
+const CAPPED_SIZE_GIB = Number(args['capped-size-gib'] ?? 2);
 
 function log(...m) {
   process.stderr.write(`${m.join(' ')}\n`);
@@ -147,7 +153,9 @@ async function main() {
   const work = fs.mkdtempSync(path.join(args.tmp || os.tmpdir(), 'genai-bench-'));
   const srv = await startHfServer();
   const report = [];
-  report.push(`# Download benchmark\n\nNode ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0].model}), ${os.platform()} ${os.release()}; runs per cell: ${RUNS} (best wall time shown).`);
+  const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' }).stdout.trim() || 'unknown';
+  const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  report.push(`# Download benchmark\n\nCommit ${commit}; Node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0].model}), ${os.platform()} ${os.release()}; runs per cell: ${RUNS} (best wall time shown); load average at start ${load()}.`);
   try {
     const workloads = {};
     if (WORKLOADS.includes('big')) {
@@ -165,27 +173,49 @@ async function main() {
         ],
       };
     }
-    if (WORKLOADS.includes('klein')) {
+    if (WORKLOADS.includes('big-capped')) {
+      log(`generating a ${CAPPED_SIZE_GIB} GiB file and its sha256 ...`);
+      const big = await srv.addGeneratedFile('bench/capped', 'capped-model.safetensors', Math.round(CAPPED_SIZE_GIB * 2 ** 30), { seed: 43 });
+      const tiny = srv.addFile('bench/capped', 'tiny-vae.safetensors', Buffer.alloc(1024, 8));
+      workloads['big-capped'] = {
+        title: `One ${CAPPED_SIZE_GIB} GiB file with a checksum (+ a 1 KiB second file), every connection capped at ${CAP_BPS / 1e6} MB/s`,
+        capBps: CAP_BPS,
+        files: [
+          { name: 'capped-model.safetensors', url: big.url, sha256: big.sha256, size: big.size, role: 'diffusion_model' },
+          { name: 'tiny-vae.safetensors', url: tiny.url, sha256: tiny.sha256, size: tiny.size, role: 'vae' },
+        ],
+      };
+    }
+    if (WORKLOADS.includes('klein') || WORKLOADS.includes('klein-capped')) {
       log('generating the Flux 2 Klein-shaped set ...');
       const s = (n) => Math.round(n * KLEIN_SCALE);
       const dit = await srv.addGeneratedFile('leejet/FLUX.2-klein-4B-GGUF', 'flux-2-klein-4b-Q8_0.gguf', s(4.3e9), { seed: 1 });
       const llm = await srv.addGeneratedFile('unsloth/Qwen3-4B-GGUF', 'Qwen3-4B-Q4_0.gguf', s(2.5e9), { seed: 2 });
       const vae = await srv.addGeneratedFile('Comfy-Org/flux2-dev', 'split_files/vae/flux2-vae.safetensors', s(335e6), { seed: 3 });
-      workloads.klein = {
-        title: `Flux 2 Klein-shaped set, three files at ${KLEIN_SCALE}x real size`,
-        files: [
+      const kleinFiles = [
           { name: 'flux-2-klein-4b-Q8_0.gguf', url: dit.url, sha256: dit.sha256, size: dit.size, role: 'diffusion_model' },
           { name: 'Qwen3-4B-Q4_0.gguf', url: llm.url, sha256: llm.sha256, size: llm.size, role: 'llm' },
           { name: 'flux2-vae.safetensors', url: vae.url, sha256: vae.sha256, size: vae.size, role: 'vae' },
-        ],
-      };
+      ];
+      if (WORKLOADS.includes('klein')) {
+        workloads.klein = { title: `Flux 2 Klein-shaped set, three files at ${KLEIN_SCALE}x real size`, files: kleinFiles };
+      }
+      if (WORKLOADS.includes('klein-capped')) {
+        workloads['klein-capped'] = {
+          title: `Flux 2 Klein-shaped set, three files at ${KLEIN_SCALE}x real size, every connection capped at ${CAP_BPS / 1e6} MB/s`,
+          capBps: CAP_BPS,
+          files: kleinFiles,
+        };
+      }
     }
     for (const [key, w] of Object.entries(workloads)) {
       const bytes = w.files.reduce((a, f) => a + f.size, 0);
+      srv.options.rateLimitPerConnection = w.capBps || 0;
       // URL sources for every runner: genai-electron hard-codes huggingface.co for repo sources.
       // The URLs are the server's resolve URLs, so each runner follows the HF-style redirect.
       const config = {
         source: 'url', url: w.files[0].url, name: `Bench ${key}`, type: 'diffusion', checksum: w.files[0].sha256,
+        ...(args.connections ? { connections: Number(args.connections) } : {}),
         components: w.files.slice(1).map((f) => ({ role: f.role, source: 'url', url: f.url, checksum: f.sha256 })),
       };
       const rows = [];
@@ -206,6 +236,14 @@ async function main() {
         rows.push([runner === 'curl' ? 'curl + sync + sha256sum' : runner === 'ours' ? 'genai-electron-rs' : 'genai-electron 0.26.0', best]);
       }
       report.push(table(w.title, bytes, rows));
+      const get = (n) => rows.find(([name]) => name === n)?.[1];
+      const ours = get('genai-electron-rs');
+      const ge = get('genai-electron 0.26.0');
+      const curl = get('curl + sync + sha256sum');
+      const ratios = [];
+      if (ours && ge) ratios.push(`${fmt(ge.wallS / ours.wallS)}x genai-electron 0.26`);
+      if (ours && curl) ratios.push(`${fmt(curl.transferOnlyS / ours.wallS)}x \`curl -o\` (transfer only)`);
+      report.push(`\ngenai-electron-rs: ${ratios.join(', ') || 'n/a'}; load average after: ${load()}.`);
     }
   } finally {
     await srv.close();

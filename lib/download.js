@@ -41,6 +41,7 @@ function dispatcher(onProgress, onComponentStart) {
             component: ev.component,
             file: ev.file,
             phase: ev.phase,
+            components: ev.components,
           });
         }
       } else if (ev.kind === 'componentStart') {
@@ -50,6 +51,16 @@ function dispatcher(onProgress, onComponentStart) {
       // Deliberately ignored: see above.
     }
   };
+}
+
+/** The Hugging Face hub cache as huggingface_hub finds it: HF_HUB_CACHE, HF_HOME/hub, ~/.cache. */
+function defaultHfCache() {
+  const path = require('node:path');
+  const os = require('node:os');
+  if (process.env.HF_HUB_CACHE) return path.resolve(process.env.HF_HUB_CACHE);
+  if (process.env.HF_HOME) return path.resolve(process.env.HF_HOME, 'hub');
+  const home = os.homedir();
+  return home ? path.join(home, '.cache', 'huggingface', 'hub') : false;
 }
 
 async function downloadModel(config) {
@@ -65,6 +76,7 @@ async function downloadModel(config) {
   // The environment is read here, on the JS thread, and passed explicitly.
   if (rest.hfEndpoint == null && process.env.HF_ENDPOINT) rest.hfEndpoint = process.env.HF_ENDPOINT;
   if (rest.hfToken == null && process.env.HF_TOKEN) rest.hfToken = process.env.HF_TOKEN;
+  if (rest.huggingFaceCache === undefined) rest.huggingFaceCache = defaultHfCache();
   if (signal && signal.aborted) throw cancelled(signal.reason);
 
   const token = binding.downloadCreateToken();

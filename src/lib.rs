@@ -2,6 +2,7 @@
 
 pub mod binaries;
 pub mod checksum;
+pub mod compat;
 pub mod config_fields;
 pub mod debug;
 pub mod diffusion;

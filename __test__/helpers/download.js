@@ -132,4 +132,28 @@ function cdnBytes(srv, handle) {
   return srv.statsFor(handle.cdnPath).bytesSent;
 }
 
-module.exports = { g, FAST, setup, bytes, sha256, sha256File, tree, progressRecorder, waitFor, rejectsDownload, leftovers, cdnBytes };
+/**
+ * GETs of a file that fetched its content, leaving out the header reads of the compatibility
+ * preflight (its first 8 bytes, a GGUF header prefix, a safetensors header from byte 8).
+ */
+function bodyGets(srv, handle) {
+  const st = srv.statsFor(handle.cdnPath || handle.path);
+  const headerReads = st.ranges.filter((r) => /^bytes=(0-7|0-2097151|8-\d+)$/.test(r)).length;
+  return st.get - headerReads;
+}
+
+const CHILD = path.join(__dirname, 'download-child.js');
+
+/** Starts a download in another Node process; `lines` collects its JSON output. */
+function startChild(root, config) {
+  const { spawn } = require('node:child_process');
+  const { once } = require('node:events');
+  const readline = require('node:readline');
+  const child = spawn(process.execPath, [CHILD, root, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  child.lines = [];
+  readline.createInterface({ input: child.stdout }).on('line', (l) => child.lines.push(JSON.parse(l)));
+  child.exited = once(child, 'exit');
+  return child;
+}
+
+module.exports = { startChild, g, FAST, setup, bytes, sha256, sha256File, tree, progressRecorder, waitFor, rejectsDownload, leftovers, cdnBytes, bodyGets };

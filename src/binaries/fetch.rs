@@ -48,11 +48,16 @@ pub async fn fetch_archive(
         user_checksum: Some(sha256.to_ascii_lowercase()),
         provenance: None,
     };
+    let opts = TransferOptions::default();
     let net = Net {
         client: manual_redirect_client(),
         auth: Auth::new("", None),
         endpoint: String::new(),
-        opts: TransferOptions::default(),
+        // Release archives are hundreds of MB: they get the same ranged connections as models.
+        budget: std::sync::Arc::new(std::sync::atomic::AtomicIsize::new(
+            opts.connections as isize,
+        )),
+        opts,
         cancel,
     };
     let probe = preflight::probe(&net, &item).await?;
@@ -74,14 +79,14 @@ pub async fn fetch_archive(
     }
     let tracker = Tracker::new();
     tracker.set_total(probe.size.unwrap_or(0));
-    tracker.start_item(None, filename, Phase::Downloading);
+    let item_tracker = tracker.start_item(None, filename, Phase::Downloading, probe.size);
     let fut = transfer::fetch(
         &net,
         transfer::Job {
             item: &item,
             probe: &probe,
             expected: transfer::expected_hash(&item, &probe),
-            tracker: tracker.clone(),
+            tracker: item_tracker,
             size_counted: probe.size.is_some(),
         },
     );

@@ -9,8 +9,9 @@
 //! detection say SDXL, with the users' unmodified files (cases b4/b5/b7). A diffusers-named UNet
 //! never works in this layout (b6), so it is refused up front.
 
-use crate::diffusion::tensors::{build_safetensors, read_tensors, Tensor};
+use crate::diffusion::tensors::{build_safetensors, read_tensors};
 use crate::error::{Error, Result};
+use crate::storage::model_info::ComponentInfo;
 use crate::storage::{ModelInfo, ModelType, Paths};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -137,7 +138,7 @@ pub fn resolve(model: &ModelInfo, paths: &Paths) -> Result<ModelFiles> {
             .map(|c| c.path.clone())
             .unwrap_or_default();
         if let Some(tensors) = read_tensors(Path::new(&unet)) {
-            if is_diffusers_unet(&tensors) {
+            if crate::compat::is_diffusers_unet(&tensors) {
                 return Err(Error::server(
                     format!(
                         "SDXL split model {} uses a diffusers-named UNet ({unet}), which stable-diffusion.cpp cannot load with --diffusion-model",
@@ -155,20 +156,24 @@ pub fn resolve(model: &ModelInfo, paths: &Paths) -> Result<ModelFiles> {
         }
         files.model = Some(ensure_sdxl_hint(paths)?);
     }
-    if files.has_llm {
-        if let (Some(dit), Some(llm)) = (by_role("diffusion_model"), by_role("llm")) {
-            if let Some(w) = text_encoder_mismatch(Path::new(&dit.path), Path::new(&llm.path)) {
-                files.warnings.push(w);
-            }
-        }
-    }
+    incompatible(model, &list)?;
     Ok(files)
 }
 
-/// A diffusers UNet (`down_blocks.*`) with no original-named blocks.
-fn is_diffusers_unet(tensors: &[Tensor]) -> bool {
-    let has = |pat: &str| tensors.iter().any(|t| t.name.contains(pat));
-    !has("input_blocks.") && (has("down_blocks.") || has("up_blocks."))
+/// The header checks shared with the download preflight (`crate::compat`): a mismatch fails the
+/// start, naming both files, instead of sd.cpp aborting mid-image.
+fn incompatible(model: &ModelInfo, list: &[(String, ComponentInfo)]) -> Result<()> {
+    let files: Vec<(String, &Path)> = list
+        .iter()
+        .map(|(r, c)| (r.clone(), Path::new(c.path.as_str())))
+        .collect();
+    match crate::compat::check_local(&files) {
+        None => Ok(()),
+        Some(m) => Err(Error::server(
+            m.message,
+            json!({ "modelId": model.id, "code": crate::compat::CODE, "roles": m.roles, "files": m.files }),
+        )),
+    }
 }
 
 /// Writes the hint file once (atomically) and returns its path. Rewritten if its bytes differ.
@@ -181,51 +186,9 @@ pub fn ensure_sdxl_hint(paths: &Paths) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The Flux 2 check sd.cpp does not do before sampling: the DiT's `txt_in.weight` input width must
-/// equal the text encoder's output width (hidden states of layers 9/18/27 concatenated, so 3 × the
-/// embedding width for a Qwen3 with >= 26 layers). Returns a sentence when they differ.
+/// The Flux 2 text-encoder width check on two files (see `crate::compat::text_encoder_mismatch`).
 pub fn text_encoder_mismatch(dit: &Path, llm: &Path) -> Option<String> {
-    let dit_t = read_tensors(dit)?;
-    let llm_t = read_tensors(llm)?;
-    let context = dit_t
-        .iter()
-        .find(|t| t.name.ends_with("txt_in.weight"))
-        .and_then(|t| (t.shape.len() == 2).then(|| t.shape[1]))?;
-    let hidden = llm_t
-        .iter()
-        .find(|t| t.name.ends_with("embed_tokens.weight") || t.name.ends_with("token_embd.weight"))
-        .and_then(|t| (t.shape.len() == 2).then(|| t.shape[1]))?;
-    let layers = llm_t
-        .iter()
-        .filter_map(|t| layer_index(&t.name))
-        .max()
-        .map(|m| m + 1)?;
-    let produced = if layers >= 26 {
-        3 * hidden
-    } else if layers >= 9 {
-        2 * hidden
-    } else {
-        hidden
-    };
-    if produced == context {
-        return None;
-    }
-    Some(format!(
-        "the llm text encoder ({layers} layers x {hidden} wide) produces a {produced}-wide text context, but the diffusion model expects {context} (txt_in.weight). sd.cpp will abort during the first image. Flux 2 Klein 4B needs Qwen3-4B (2560 wide); Klein 9B needs Qwen3-8B (4096 wide)"
-    ))
-}
-
-fn layer_index(name: &str) -> Option<u64> {
-    for key in ["layers.", "blk."] {
-        if let Some(i) = name.find(key) {
-            let rest = &name[i + key.len()..];
-            let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-            if let Ok(n) = digits.parse() {
-                return Some(n);
-            }
-        }
-    }
-    None
+    crate::compat::text_encoder_mismatch(&read_tensors(dit)?, &read_tensors(llm)?)
 }
 
 #[cfg(test)]

@@ -23,21 +23,9 @@ pub fn read_tensors(path: &Path) -> Option<Vec<Tensor>> {
     f.read_exact(&mut magic).ok()?;
     if &magic[..4] == b"GGUF" {
         let (h, _) = crate::gguf::metadata::read_local_header(path).ok()?;
-        return Some(
-            h.tensors
-                .into_iter()
-                .map(|t| Tensor {
-                    name: t.name,
-                    shape: t.dims.into_iter().rev().collect(),
-                })
-                .collect(),
-        );
+        return Some(from_gguf(h));
     }
-    let len = u64::from_le_bytes(magic);
-    let file_len = f.metadata().ok()?.len();
-    if !(2..=MAX_SAFETENSORS_HEADER).contains(&len) || len + 8 > file_len {
-        return None;
-    }
+    let len = safetensors_header_len(&magic, Some(f.metadata().ok()?.len()))?;
     let mut buf = vec![0u8; len as usize];
     f.read_exact(&mut buf).ok()?;
     if buf.first() != Some(&b'{') {
@@ -46,7 +34,25 @@ pub fn read_tensors(path: &Path) -> Option<Vec<Tensor>> {
     parse_safetensors_header(&buf)
 }
 
-fn parse_safetensors_header(buf: &[u8]) -> Option<Vec<Tensor>> {
+/// The tensor table of a GGUF header, shapes in PyTorch order.
+pub fn from_gguf(h: crate::gguf::reader::GgufHeader) -> Vec<Tensor> {
+    h.tensors
+        .into_iter()
+        .map(|t| Tensor {
+            name: t.name,
+            shape: t.dims.into_iter().rev().collect(),
+        })
+        .collect()
+}
+
+/// The length of a safetensors header from the file's first 8 bytes, when plausible.
+pub fn safetensors_header_len(first8: &[u8], file_len: Option<u64>) -> Option<u64> {
+    let len = u64::from_le_bytes(first8.get(..8)?.try_into().ok()?);
+    let fits = file_len.is_none_or(|f| len + 8 <= f);
+    ((2..=MAX_SAFETENSORS_HEADER).contains(&len) && fits).then_some(len)
+}
+
+pub fn parse_safetensors_header(buf: &[u8]) -> Option<Vec<Tensor>> {
     let v: serde_json::Value = serde_json::from_slice(buf).ok()?;
     let obj = v.as_object()?;
     Some(

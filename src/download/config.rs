@@ -53,6 +53,30 @@ pub struct TransferOptions {
     pub retry_base_delay: Duration,
     /// Test hook: pretend the volume has this many free bytes.
     pub test_free_disk_bytes: Option<u64>,
+    /// Most connections per file (1: one stream).
+    pub connections: usize,
+    /// Smallest part a file is cut into; files under two parts use one stream.
+    pub part_size: u64,
+    /// A Hugging Face hub cache whose blobs are linked instead of downloaded (hash checked).
+    pub hf_cache: Option<std::path::PathBuf>,
+    /// Folders searched for a file of the same name and size (hash checked) before downloading.
+    pub import_from: Vec<std::path::PathBuf>,
+    /// Test hook: abort the process at this point of the install (crash tests).
+    pub test_crash_at: Option<String>,
+}
+
+/// Default most connections per file.
+pub const DEFAULT_CONNECTIONS: usize = 6;
+/// Upper bound of the `connections` option.
+pub const MAX_CONNECTIONS: usize = 32;
+
+impl TransferOptions {
+    pub fn parallel(&self) -> super::parallel::Settings {
+        super::parallel::Settings {
+            max_connections: self.connections,
+            part_size: self.part_size,
+        }
+    }
 }
 
 impl Default for TransferOptions {
@@ -65,6 +89,11 @@ impl Default for TransferOptions {
             max_retries: 5,
             retry_base_delay: Duration::from_secs(1),
             test_free_disk_bytes: None,
+            connections: DEFAULT_CONNECTIONS,
+            part_size: 8 << 20,
+            hf_cache: None,
+            import_from: Vec::new(),
+            test_crash_at: None,
         }
     }
 }
@@ -101,6 +130,9 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "stallTimeoutMs",
     "maxRetries",
     "retryDelayMs",
+    "connections",
+    "huggingFaceCache",
+    "importFrom",
     "testHooks",
 ];
 
@@ -114,6 +146,10 @@ const COMPONENT_FIELDS: &[&str] = &[
     "checksum",
     "provenance",
 ];
+
+/// Longest model name accepted: its id plus `.download-`/`.lock` stays well under the 255-byte
+/// file name limit of common file systems.
+pub const MAX_NAME_CHARS: usize = 200;
 
 fn bad(message: impl Into<String>) -> Error {
     Error::download(message, json!({ "invalidConfig": true }))
@@ -294,6 +330,18 @@ pub fn parse(config: &Value) -> Result<DownloadRequest> {
     let name = opt_string(obj, "name", "")?
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| bad("name is required"))?;
+    // The id names files (`<id>.json`, `.download-<id>.lock`, a model directory): past this a file
+    // system refuses them, and the user would see an unrelated "Failed to open lock file".
+    let id_len = crate::storage::ids::generate_model_id(&name).len();
+    if name.chars().count() > MAX_NAME_CHARS || id_len > MAX_NAME_CHARS {
+        return Err(Error::download(
+            format!(
+                "name is too long ({} characters): at most {MAX_NAME_CHARS} are allowed, because the model id derived from it names files on disk",
+                name.chars().count()
+            ),
+            json!({ "invalidConfig": true, "field": "name", "maxLength": MAX_NAME_CHARS }),
+        ));
+    }
     let model_type = match field(obj, "type") {
         Some(Value::String(s)) => ModelType::parse(s),
         _ => None,
@@ -364,12 +412,66 @@ pub fn parse(config: &Value) -> Result<DownloadRequest> {
     if let Some(ms) = opt_number(obj, "retryDelayMs", 3600.0 * 1000.0)? {
         options.retry_base_delay = Duration::from_millis(ms as u64);
     }
+    if let Some(n) = opt_number(obj, "connections", MAX_CONNECTIONS as f64)? {
+        if n < 1.0 || n.fract() != 0.0 {
+            return Err(bad(format!(
+                "connections must be a whole number from 1 to {MAX_CONNECTIONS}"
+            )));
+        }
+        options.connections = n as usize;
+    }
+    match field(obj, "huggingFaceCache") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(Value::String(p)) if std::path::Path::new(p).is_absolute() => {
+            options.hf_cache = Some(p.into());
+        }
+        Some(_) => {
+            return Err(bad(
+                "huggingFaceCache must be an absolute directory path, or false to not use one",
+            ))
+        }
+    }
+    match field(obj, "importFrom") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for (i, v) in items.iter().enumerate() {
+                match v {
+                    Value::String(p) if std::path::Path::new(p).is_absolute() => {
+                        let dir = std::path::PathBuf::from(p);
+                        if !dir.is_dir() {
+                            return Err(crate::storage::blobs::bad_folder(&dir));
+                        }
+                        options.import_from.push(dir);
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "importFrom[{i}] must be an absolute directory path"
+                        )))
+                    }
+                }
+            }
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "importFrom must be an array of directory paths, got {}",
+                type_name(other)
+            )))
+        }
+    }
     match field(obj, "testHooks") {
         None => {}
         Some(Value::Object(hooks)) => {
-            reject_unknown(hooks, &["freeDiskBytes"], "testHooks")?;
+            reject_unknown(
+                hooks,
+                &["freeDiskBytes", "partSize", "crashAt"],
+                "testHooks",
+            )?;
+            options.test_crash_at = opt_string(hooks, "crashAt", "testHooks.")?;
             options.test_free_disk_bytes =
                 opt_number(hooks, "freeDiskBytes", 2f64.powi(63))?.map(|f| f as u64);
+            if let Some(n) = opt_number(hooks, "partSize", 2f64.powi(40))? {
+                options.part_size = (n as u64).max(1);
+            }
         }
         Some(other) => {
             return Err(bad(format!(

@@ -8,9 +8,11 @@
 pub mod cancel;
 pub mod config;
 pub mod net;
+pub mod parallel;
 pub mod plan;
 pub mod preflight;
 pub mod progress;
+pub mod ranges;
 pub mod resume;
 pub mod retry;
 mod sniff;
@@ -24,9 +26,9 @@ pub use progress::{Event, Events, Phase};
 use crate::debug_log;
 use crate::error::{Error, Result};
 use crate::http::{hf_endpoint_from_env, hf_token_from_env, manual_redirect_client, Auth};
-use crate::storage::lock;
 use crate::storage::model_info::{ComponentInfo, ModelInfo, ShardInfo};
 use crate::storage::paths::normalize_lexically;
+use crate::storage::{blobs, lock};
 use crate::storage::{Paths, Store};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -95,8 +97,11 @@ fn lock_requests(plan: &Plan, paths: &Paths) -> Vec<lock::LockRequest> {
     v
 }
 
-/// Transfers one item with progress labelled for it. `size_counted`: its size is already part of
-/// the progress total (known from the probe).
+/// Files of one model fetched at the same time (each over its own connections).
+const CONCURRENT_FILES: usize = 4;
+
+/// Transfers one item with its own progress line. `size_counted`: its size is already part of the
+/// progress total (known from the probe).
 async fn fetch_item(
     net: &Net,
     item: &Item,
@@ -104,17 +109,33 @@ async fn fetch_item(
     tracker: &Arc<Tracker>,
     size_counted: bool,
 ) -> Result<Fetched> {
-    tracker.start_item(item.role.clone(), item.filename.clone(), Phase::Downloading);
+    let line = tracker.start_item(
+        item.role.clone(),
+        item.filename.clone(),
+        Phase::Downloading,
+        probe.size.filter(|_| size_counted),
+    );
     let job = Job {
         item,
         probe,
         expected: expected_hash(item, probe),
-        tracker: tracker.clone(),
+        tracker: line.clone(),
         size_counted,
     };
     let fetched = transfer::fetch(net, job).await?;
-    tracker.finish_item(fetched.size);
+    line.finish(fetched.size);
     Ok(fetched)
+}
+
+async fn fetch_indexed(
+    i: usize,
+    net: &Net,
+    item: &Item,
+    probe: &Probe,
+    tracker: &Arc<Tracker>,
+) -> Result<(usize, Fetched)> {
+    let f = fetch_item(net, item, probe, tracker, probe.size.is_some()).await?;
+    Ok((i, f))
 }
 
 /// Downloads a model described by `config` (a `DownloadConfig` without callbacks) into `store`.
@@ -163,6 +184,8 @@ pub async fn download_model(store: Store, config: &Value, ctx: Context) -> Resul
     // now that we hold the lock.
     if let Err(e) = ensure_new(&store, &plan.id).await {
         drop(guard);
+        // Our lock files may have created the directory; the other process's files keep it.
+        remove_dir_if_empty(&plan, dir_existed);
         return Err(e);
     }
 
@@ -172,6 +195,9 @@ pub async fn download_model(store: Store, config: &Value, ctx: Context) -> Resul
         endpoint,
         opts: req.options.clone(),
         cancel: ctx.cancel.clone(),
+        budget: Arc::new(std::sync::atomic::AtomicIsize::new(
+            req.options.connections as isize,
+        )),
     };
     let tracker = Tracker::new();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -305,6 +331,54 @@ fn file_exists_error(item: &Item, why: &str) -> Error {
     )
 }
 
+/// Content with hash `want` already on this machine: a shared blob of another model, a Hugging
+/// Face cache blob, or a file of the same name and size in an `importFrom` folder. The first whose
+/// hash checks out is linked (or copied) to `item.dest`; returns its size.
+async fn import_existing(
+    store: &Store,
+    net: &Net,
+    item: &Item,
+    probe: &Probe,
+    want: &str,
+) -> Result<Option<u64>> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    let blob = blobs::blob_path(store.paths(), want);
+    if blob.is_file() {
+        candidates.push(blob);
+    }
+    if let Some(hub) = &net.opts.hf_cache {
+        candidates.extend(blobs::hf_cache_blob(hub, want));
+    }
+    if let Some(size) = probe.size {
+        for dir in &net.opts.import_from {
+            candidates.extend(blobs::find_in_folder(dir, &item.filename, size));
+        }
+    }
+    for c in candidates {
+        let (n, sha) = transfer::hash_existing(net, &c, progress::ItemTracker::detached()).await?;
+        if sha != want {
+            debug_log!("{} has another hash; not imported", c.display());
+            continue;
+        }
+        let dest = item.dest.clone();
+        let linked = run_blocking(move || {
+            if let Some(d) = dest.parent() {
+                std::fs::create_dir_all(d).map_err(|e| Error::io("Failed to create", d, &e))?;
+            }
+            blobs::link_or_copy(&c, &dest)
+        })
+        .await?;
+        debug_log!(
+            "{}: {} instead of downloading",
+            item.dest.display(),
+            if linked { "linked" } else { "copied" }
+        );
+        remove_stale_state(&item.dest);
+        return Ok(Some(n));
+    }
+    Ok(None)
+}
+
 /// Decides what to do with each planned file given what is on disk.
 async fn classify_items(
     store: &Store,
@@ -329,18 +403,21 @@ async fn classify_items(
             ));
         }
         let Some(meta) = existing else {
-            let partial = resume::partial_path(&item.dest);
-            let len = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
-            let present = match resume::decide_start(
-                len,
-                resume::load(&resume::sidecar_path(&item.dest)).as_ref(),
+            if let Some((want, _)) = &expected {
+                if let Some(size) = import_existing(store, net, item, probe, want).await? {
+                    actions.push(Action::Keep {
+                        size,
+                        sha256: Some(want.clone()),
+                    });
+                    continue;
+                }
+            }
+            let present = resume::present_bytes(
+                &item.dest,
                 item.url.as_str(),
                 &probe.remote(),
                 expected.as_ref().map(|(h, _)| h.as_str()),
-            ) {
-                resume::Start::Resume { offset } => offset,
-                resume::Start::Fresh { .. } => 0,
-            };
+            );
             actions.push(Action::Fetch { present });
             continue;
         };
@@ -355,8 +432,11 @@ async fn classify_items(
         let action = match &expected {
             Some((want, _)) => {
                 // A reused file is trusted only after hashing it.
-                tracker.start_item(item.role.clone(), item.filename.clone(), Phase::Verifying);
-                let (n, sha) = transfer::hash_existing(net, &item.dest, Tracker::new()).await?;
+                tracker.set_phase(Phase::Verifying);
+                let (n, sha) =
+                    transfer::hash_existing(net, &item.dest, progress::ItemTracker::detached())
+                        .await?;
+                tracker.set_phase(Phase::Preflight);
                 if &sha == want {
                     Action::Keep {
                         size: n,
@@ -432,6 +512,57 @@ fn remote_gguf(
     }))
 }
 
+/// The components' headers (over Range, or from disk for files already there) checked against
+/// each other before any byte of them is downloaded. Only models with something to compare are
+/// read; a header that cannot be read is not judged.
+async fn compat_preflight(
+    plan: &Plan,
+    net: &Net,
+    actions: &[Action],
+) -> Option<crate::compat::Mismatch> {
+    if plan.layout != Layout::MultiComponent {
+        return None;
+    }
+    let role = |it: &Item| it.role.clone().unwrap_or_default();
+    let roles: Vec<String> = plan.items.iter().map(role).collect();
+    let has = |r: &str| roles.iter().any(|x| x == r);
+    if !has("diffusion_model") || !(has("vae") || has("llm") || (has("clip_l") && has("clip_g"))) {
+        return None;
+    }
+    let reads = plan.items.iter().zip(actions).map(|(it, a)| {
+        let r = role(it);
+        let read = matches!(r.as_str(), "diffusion_model" | "vae" | "llm");
+        let local = matches!(a, Action::Keep { .. }).then(|| it.dest.clone());
+        let url = it.url.to_string();
+        let auth = net.auth.clone();
+        async move {
+            let tensors = match (read, local) {
+                (false, _) => None,
+                (true, Some(p)) => {
+                    tokio::task::spawn_blocking(move || crate::compat::read_local(&p))
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                (true, None) => tokio::time::timeout(
+                    REMOTE_GGUF_TIMEOUT,
+                    crate::compat::read_remote(&url, &auth),
+                )
+                .await
+                .ok()
+                .flatten(),
+            };
+            crate::compat::Part {
+                role: r,
+                file: it.filename.clone(),
+                tensors,
+            }
+        }
+    });
+    let parts = futures_util::future::join_all(reads).await;
+    crate::compat::check(&parts)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run(
     store: &Store,
@@ -469,6 +600,16 @@ async fn run(
         }
     };
 
+    if let Some(m) = compat_preflight(plan, net, &actions).await {
+        if let Some(t) = gguf_task {
+            t.abort();
+        }
+        return Err(Error::download(
+            m.message,
+            json!({ "code": crate::compat::CODE, "modelId": plan.id, "roles": m.roles, "files": m.files }),
+        ));
+    }
+
     // Disk space for everything still to fetch, before any byte is.
     let mut required = 0u64;
     let mut total = 0u64;
@@ -493,8 +634,7 @@ async fn run(
 
     let multi = plan.layout == Layout::MultiComponent;
     let n = plan.items.len();
-    let mut results: Vec<(u64, Option<String>)> = Vec::with_capacity(n);
-    for (i, ((item, probe), action)) in plan.items.iter().zip(&probes).zip(&actions).enumerate() {
+    for (i, item) in plan.items.iter().enumerate() {
         if multi {
             events.send(Event::ComponentStart {
                 role: item.role.clone().unwrap_or_default(),
@@ -503,14 +643,41 @@ async fn run(
                 total: n,
             });
         }
-        match action {
-            Action::Keep { size, sha256 } => results.push((*size, sha256.clone())),
-            Action::Fetch { .. } => {
-                let Fetched { size, sha256 } =
-                    fetch_item(net, item, probe, tracker, probe.size.is_some()).await?;
-                completed.push(item.dest.clone());
-                results.push((size, Some(sha256)));
+    }
+    // The files still to fetch go at the same time, a few at once, in plan order.
+    let mut fetches = Vec::new();
+    for (i, ((item, probe), action)) in plan.items.iter().zip(&probes).zip(&actions).enumerate() {
+        if matches!(action, Action::Fetch { .. }) {
+            fetches.push(fetch_indexed(i, net, item, probe, tracker));
+        }
+    }
+    let mut results: Vec<(u64, Option<String>)> = actions
+        .iter()
+        .map(|a| match a {
+            Action::Keep { size, sha256 } => (*size, sha256.clone()),
+            Action::Fetch { .. } => (0, None),
+        })
+        .collect();
+    {
+        use futures_util::stream::StreamExt;
+        let mut stream = futures_util::stream::iter(fetches).buffer_unordered(CONCURRENT_FILES);
+        // A file that fails does not stop the others: what they fetch is kept for the next
+        // attempt (a cancel stops them all anyway). The first error is the one reported.
+        let mut first_error = None;
+        while let Some(r) = stream.next().await {
+            match r {
+                Ok((i, Fetched { size, sha256 })) => {
+                    completed.push(plan.items[i].dest.clone());
+                    results[i] = (size, Some(sha256));
+                    crash_point(req, "fileComplete");
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
     }
     // A file can vanish while the others download: `deleteModel` of another variant removes the
@@ -529,6 +696,16 @@ async fn run(
         let Fetched { size, sha256 } = fetch_item(net, item, probe, tracker, false).await?;
         completed.push(item.dest.clone());
         results[i] = (size, Some(sha256));
+    }
+
+    // Every verified file becomes (or links to) the shared blob of its content.
+    for (item, (_, sha)) in plan.items.iter().zip(&results) {
+        if let Some(sha) = sha.clone() {
+            let (p, dest) = (store.paths().clone(), item.dest.clone());
+            if let Err(e) = run_blocking(move || blobs::adopt(&p, &dest, &sha)).await {
+                debug_log!("{} not shared: {e}", item.dest.display());
+            }
+        }
     }
 
     // GGUF metadata of the primary: the remote header if we have it, else the local file. Never
@@ -555,8 +732,17 @@ async fn run(
     let info = build_record(req, plan, &results, gguf);
     let s = store.clone();
     let saved = info.clone();
+    crash_point(req, "beforeRecord");
     run_blocking(move || s.save(&saved)).await?;
+    crash_point(req, "afterRecord");
     Ok(info)
+}
+
+/// Test hook (`testHooks.crashAt`): the process dies here, as a crash or power cut would end it.
+fn crash_point(req: &DownloadRequest, point: &str) {
+    if req.options.test_crash_at.as_deref() == Some(point) {
+        std::process::abort();
+    }
 }
 
 fn now_iso() -> String {

@@ -18,6 +18,9 @@ pub struct Net {
     pub endpoint: String,
     pub opts: TransferOptions,
     pub cancel: CancelToken,
+    /// Ranged connections the files of this download may still open (`connections` in all, shared
+    /// by the files fetched at the same time). May go below zero: every file gets one.
+    pub budget: std::sync::Arc<std::sync::atomic::AtomicIsize>,
 }
 
 /// How one attempt ended, when it did not succeed.

@@ -89,6 +89,13 @@ fn model_directory(raw: &str) -> Result<String> {
         )));
     }
     let dir = generate_model_id(raw);
+    if dir.len() > super::config::MAX_NAME_CHARS {
+        return Err(bad(format!(
+            "modelDirectory is too long ({} characters): at most {} are allowed",
+            raw.chars().count(),
+            super::config::MAX_NAME_CHARS
+        )));
+    }
     if dir.is_empty() {
         return Err(bad(format!(
             "modelDirectory {raw:?} has no ASCII letter or digit to name a directory with"

@@ -4,7 +4,7 @@
 //! grow (a restart from zero does not make a progress bar jump back).
 
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
@@ -41,6 +41,8 @@ pub struct ProgressEvent {
     pub component: Option<String>,
     pub file: Option<String>,
     pub phase: Phase,
+    /// Every file of the download, each with its own figures.
+    pub items: Vec<ItemSnapshot>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +70,13 @@ impl Event {
                 "component": p.component,
                 "file": p.file,
                 "phase": p.phase.as_str(),
+                "components": p.items.iter().map(|i| json!({
+                    "component": i.component,
+                    "file": i.file,
+                    "downloaded": i.downloaded as f64,
+                    "total": i.total as f64,
+                    "phase": i.phase.as_str(),
+                })).collect::<Vec<_>>(),
             }),
             Event::ComponentStart {
                 role,
@@ -103,24 +112,111 @@ impl Events {
     }
 }
 
+/// Counters every item of one download adds into.
 #[derive(Debug, Default)]
-struct Labels {
-    phase: Option<Phase>,
+struct Shared {
+    total: AtomicU64,
+    /// Bytes received from the network in this run (for the speed).
+    received: AtomicU64,
+}
+
+/// Progress of one file. Files of a model download concurrently, each with its own counters; the
+/// download's progress is their sum.
+#[derive(Debug)]
+pub struct ItemTracker {
+    shared: Arc<Shared>,
     component: Option<String>,
-    file: Option<String>,
+    file: String,
+    /// Bytes of this file present on disk (resumed bytes included).
+    current: AtomicU64,
+    /// Its size when known (0 otherwise).
+    size: AtomicU64,
+    phase: Mutex<Phase>,
+    finished: AtomicBool,
+}
+
+impl ItemTracker {
+    /// Counters attached to no download (hashing a file outside one).
+    pub fn detached() -> Arc<Self> {
+        Arc::new(Self::new(
+            Arc::default(),
+            None,
+            String::new(),
+            Phase::Verifying,
+        ))
+    }
+
+    fn new(shared: Arc<Shared>, component: Option<String>, file: String, phase: Phase) -> Self {
+        ItemTracker {
+            shared,
+            component,
+            file,
+            current: AtomicU64::new(0),
+            size: AtomicU64::new(0),
+            phase: Mutex::new(phase),
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        *self.phase.lock().unwrap() = phase;
+    }
+
+    /// Bytes of this file now on disk (after a resume or restart).
+    pub fn set_current(&self, bytes: u64) {
+        self.current.store(bytes, Ordering::Relaxed);
+    }
+
+    /// A chunk arrived from the network and is counted as present.
+    pub fn add_received(&self, bytes: u64) {
+        self.current.fetch_add(bytes, Ordering::Relaxed);
+        self.count_received(bytes);
+    }
+
+    /// A chunk arrived from the network; what is present is reported separately (`set_current`).
+    pub fn count_received(&self, bytes: u64) {
+        self.shared.received.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn set_size(&self, size: u64) {
+        self.size.store(size, Ordering::Relaxed);
+    }
+
+    /// The file's size turned out larger than planned (unknown at HEAD time).
+    pub fn grow_total(&self, by: u64) {
+        self.shared.total.fetch_add(by, Ordering::Relaxed);
+        self.size.store(by, Ordering::Relaxed);
+    }
+
+    /// The file is complete with `size` bytes.
+    pub fn finish(&self, size: u64) {
+        self.current.store(size, Ordering::Relaxed);
+        self.size.store(size, Ordering::Relaxed);
+        *self.phase.lock().unwrap() = Phase::Done;
+        self.finished.store(true, Ordering::Release);
+    }
+
+    pub fn current(&self) -> u64 {
+        self.current.load(Ordering::Relaxed)
+    }
 }
 
 /// Shared counters for one download (all items).
 #[derive(Debug, Default)]
 pub struct Tracker {
-    /// Bytes of items already finished in this run.
-    done: AtomicU64,
-    /// Bytes of the current item present on disk (resumed bytes included).
-    current: AtomicU64,
-    total: AtomicU64,
-    /// Bytes received from the network in this run (for the speed).
-    received: AtomicU64,
-    labels: Mutex<Labels>,
+    shared: Arc<Shared>,
+    phase: Mutex<Option<Phase>>,
+    items: Mutex<Vec<Arc<ItemTracker>>>,
+}
+
+/// One file's line in a progress event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemSnapshot {
+    pub component: Option<String>,
+    pub file: String,
+    pub downloaded: u64,
+    pub total: u64,
+    pub phase: Phase,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +227,7 @@ pub struct Snapshot {
     pub phase: Phase,
     pub component: Option<String>,
     pub file: Option<String>,
+    pub items: Vec<ItemSnapshot>,
 }
 
 impl Tracker {
@@ -139,52 +236,70 @@ impl Tracker {
     }
 
     pub fn set_total(&self, total: u64) {
-        self.total.store(total, Ordering::Relaxed);
+        self.shared.total.store(total, Ordering::Relaxed);
     }
 
-    /// An item's size turned out larger than planned (unknown at HEAD time).
-    pub fn grow_total(&self, by: u64) {
-        self.total.fetch_add(by, Ordering::Relaxed);
+    /// Counters for one file; they count towards this download until the download ends.
+    pub fn start_item(
+        &self,
+        component: Option<String>,
+        file: String,
+        phase: Phase,
+        size: Option<u64>,
+    ) -> Arc<ItemTracker> {
+        let it = Arc::new(ItemTracker::new(
+            self.shared.clone(),
+            component,
+            file,
+            phase,
+        ));
+        it.set_size(size.unwrap_or(0));
+        let mut items = self.items.lock().unwrap();
+        // A file fetched again (it vanished meanwhile) replaces its earlier line.
+        items.retain(|o| !(o.file == it.file && o.component == it.component));
+        items.push(it.clone());
+        it
     }
 
-    pub fn start_item(&self, component: Option<String>, file: String, phase: Phase) {
-        self.current.store(0, Ordering::Relaxed);
-        let mut l = self.labels.lock().unwrap();
-        l.component = component;
-        l.file = Some(file);
-        l.phase = Some(phase);
-    }
-
+    /// The phase shown while no file is being worked on (preflight).
     pub fn set_phase(&self, phase: Phase) {
-        self.labels.lock().unwrap().phase = Some(phase);
-    }
-
-    /// Bytes of the current item now on disk (after a resume or restart).
-    pub fn set_current(&self, bytes: u64) {
-        self.current.store(bytes, Ordering::Relaxed);
-    }
-
-    /// A chunk arrived from the network.
-    pub fn add_received(&self, bytes: u64) {
-        self.current.fetch_add(bytes, Ordering::Relaxed);
-        self.received.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    /// The current item is complete; `counted` is what it contributes to the total.
-    pub fn finish_item(&self, counted: u64) {
-        self.done.fetch_add(counted, Ordering::Relaxed);
-        self.current.store(0, Ordering::Relaxed);
+        *self.phase.lock().unwrap() = Some(phase);
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        let l = self.labels.lock().unwrap();
+        let items = self.items.lock().unwrap();
+        let mut lines = Vec::with_capacity(items.len());
+        let mut downloaded = 0u64;
+        for it in items.iter() {
+            let cur = it.current();
+            downloaded += cur;
+            lines.push(ItemSnapshot {
+                component: it.component.clone(),
+                file: it.file.clone(),
+                downloaded: cur,
+                total: it.size.load(Ordering::Relaxed).max(cur),
+                phase: *it.phase.lock().unwrap(),
+            });
+        }
+        // The label is the first unfinished file (plan order), preferring one that downloads.
+        let open = |p: Phase| lines.iter().find(|l| l.phase == p);
+        let lead = open(Phase::Downloading)
+            .or_else(|| open(Phase::Verifying))
+            .or_else(|| lines.last());
+        let base = self.phase.lock().unwrap().unwrap_or(Phase::Preflight);
+        let phase = match lead {
+            Some(l) if l.phase != Phase::Done => l.phase,
+            Some(_) if base == Phase::Preflight => Phase::Downloading,
+            _ => base,
+        };
         Snapshot {
-            downloaded: self.done.load(Ordering::Relaxed) + self.current.load(Ordering::Relaxed),
-            total: self.total.load(Ordering::Relaxed),
-            received: self.received.load(Ordering::Relaxed),
-            phase: l.phase.unwrap_or(Phase::Preflight),
-            component: l.component.clone(),
-            file: l.file.clone(),
+            downloaded,
+            total: self.shared.total.load(Ordering::Relaxed),
+            received: self.shared.received.load(Ordering::Relaxed),
+            phase,
+            component: lead.and_then(|l| l.component.clone()),
+            file: lead.map(|l| l.file.clone()),
+            items: lines,
         }
     }
 }
@@ -256,6 +371,7 @@ impl Emitter {
             component: s.component.clone(),
             file: s.file.clone(),
             phase: s.phase,
+            items: s.items.clone(),
         }
     }
 
@@ -293,6 +409,11 @@ impl Emitter {
         e.downloaded = e.total;
         e.eta_seconds = Some(0.0);
         e.phase = Phase::Done;
+        for it in &mut e.items {
+            it.downloaded = it.total.max(it.downloaded);
+            it.total = it.downloaded;
+            it.phase = Phase::Done;
+        }
         e
     }
 }
@@ -343,6 +464,7 @@ mod tests {
             phase: Phase::Downloading,
             component: Some("vae".into()),
             file: Some("v.safetensors".into()),
+            items: Vec::new(),
         }
     }
 
@@ -423,25 +545,46 @@ mod tests {
     }
 
     #[test]
-    fn tracker_adds_items_up() {
+    fn tracker_adds_concurrent_items_up() {
         let t = Tracker::new();
         t.set_total(300);
-        t.start_item(Some("llm".into()), "q.gguf".into(), Phase::Downloading);
-        t.set_current(50);
-        t.add_received(50);
-        assert_eq!(t.snapshot().downloaded, 100);
-        t.finish_item(100);
-        t.start_item(Some("vae".into()), "v".into(), Phase::Downloading);
-        t.add_received(20);
+        let llm = t.start_item(
+            Some("llm".into()),
+            "q.gguf".into(),
+            Phase::Downloading,
+            Some(100),
+        );
+        let vae = t.start_item(Some("vae".into()), "v".into(), Phase::Verifying, Some(200));
+        llm.set_current(50);
+        llm.add_received(50);
+        vae.set_current(30);
+        let s = t.snapshot();
+        assert_eq!((s.downloaded, s.received), (130, 50));
+        assert_eq!(
+            (s.phase, s.component.as_deref()),
+            (Phase::Downloading, Some("llm"))
+        );
+        llm.finish(100);
+        vae.set_phase(Phase::Downloading);
+        vae.add_received(20);
         let s = t.snapshot();
         assert_eq!(
             (s.downloaded, s.received, s.component.as_deref()),
-            (120, 70, Some("vae"))
+            (150, 70, Some("vae"))
         );
+        assert_eq!(s.items.len(), 2);
+        assert_eq!(
+            (s.items[0].downloaded, s.items[0].total, s.items[0].phase),
+            (100, 100, Phase::Done)
+        );
+        assert_eq!((s.items[1].downloaded, s.items[1].total), (50, 200));
         let ev = Event::Progress(Emitter::new(INTERVAL).finish(Instant::now(), &s)).to_json();
         assert_eq!(ev["kind"], "progress");
         assert_eq!(ev["phase"], "done");
         assert_eq!(ev["downloaded"], 300.0);
+        assert_eq!(ev["components"][1]["component"], "vae");
+        assert_eq!(ev["components"][1]["downloaded"], 200.0);
+        assert_eq!(ev["components"][1]["phase"], "done");
     }
 
     #[tokio::test]
@@ -449,8 +592,8 @@ mod tests {
         for success in [true, false] {
             let t = Tracker::new();
             t.set_total(10);
-            t.start_item(None, "f".into(), Phase::Downloading);
-            t.add_received(4);
+            t.start_item(None, "f".into(), Phase::Downloading, Some(10))
+                .add_received(4);
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
             let h = tokio::spawn(report(t.clone(), Events::new(tx), stop_rx));

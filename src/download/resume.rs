@@ -27,7 +27,15 @@ pub struct Sidecar {
     /// The sha256 the finished file must have, when one was known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Version 2 (ranged downloads): the byte ranges of the partial that are written. The partial
+    /// then has the file's full length, so its length says nothing; a version-1 reader ignores
+    /// such a sidecar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranges: Option<super::ranges::RangeSet>,
 }
+
+/// The sidecar version of a ranged download.
+pub const RANGED_VERSION: u32 = 2;
 
 pub fn partial_path(dest: &Path) -> PathBuf {
     let mut s = dest.as_os_str().to_owned();
@@ -48,6 +56,29 @@ pub fn load(path: &Path) -> Option<Sidecar> {
     serde_json::from_slice::<Sidecar>(&bytes)
         .ok()
         .filter(|s| s.version == 1)
+}
+
+/// Reads a sidecar of either version.
+pub fn load_any(path: &Path) -> Option<Sidecar> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice::<Sidecar>(&bytes)
+        .ok()
+        .filter(|s| s.version == 1 || (s.version == RANGED_VERSION && s.ranges.is_some()))
+}
+
+/// The bytes of a valid partial of `dest` that a resume keeps (0 when it would start over).
+pub fn present_bytes(dest: &Path, url: &str, remote: &Remote, expected_sha: Option<&str>) -> u64 {
+    let len = std::fs::metadata(partial_path(dest))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let sc = load_any(&sidecar_path(dest));
+    match decide_start(len, sc.as_ref(), url, remote, expected_sha) {
+        Start::Resume { offset } => match sc.and_then(|s| s.ranges) {
+            Some(r) => r.covered().min(len),
+            None => offset,
+        },
+        Start::Fresh { .. } => 0,
+    }
 }
 
 pub fn save(path: &Path, sidecar: &Sidecar) -> Result<()> {
@@ -271,6 +302,7 @@ mod tests {
             last_modified: None,
             total: Some(100),
             sha256: None,
+            ranges: None,
         }
     }
 

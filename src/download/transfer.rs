@@ -14,9 +14,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::net::{Failure, Net};
+use super::parallel::{self, Outcome};
 use super::plan::Item;
 use super::preflight::Probe;
-use super::progress::{Phase, Tracker};
+use super::progress::{ItemTracker, Phase};
 use super::resume::{self, classify, decide_start, parse_content_range, Reply, Sidecar, Start};
 use super::writer::Writer;
 
@@ -40,7 +41,7 @@ pub struct Job<'a> {
     pub item: &'a Item,
     pub probe: &'a Probe,
     pub expected: Option<(String, HashSource)>,
-    pub tracker: Arc<Tracker>,
+    pub tracker: Arc<ItemTracker>,
     /// Whether `probe.size` is already part of the tracker's total.
     pub size_counted: bool,
 }
@@ -77,7 +78,7 @@ pub fn mismatch_error(item: &Item, expected: &str, actual: &str, source: HashSou
     )
 }
 
-fn write_error(item: &Item, path: &Path, e: &std::io::Error) -> Error {
+pub(super) fn write_error(item: &Item, path: &Path, e: &std::io::Error) -> Error {
     if e.raw_os_error() == Some(28) || e.kind() == std::io::ErrorKind::StorageFull {
         return Error::insufficient(
             format!("The disk filled up while downloading {}: {e}", item.label()),
@@ -114,7 +115,7 @@ async fn stream_body(
     net: &Net,
     mut resp: reqwest::Response,
     writer: &mut Writer,
-    tracker: &Tracker,
+    tracker: &ItemTracker,
     mut pos: u64,
     total: Option<u64>,
 ) -> BodyEnd {
@@ -373,6 +374,7 @@ impl Attempt<'_, '_> {
                 last_modified,
                 total: self.total,
                 sha256: self.expected.as_ref().map(|(h, _)| h.clone()),
+                ranges: None,
             };
             resume::save(&self.meta, &sc)?;
             self.sidecar = Some(sc);
@@ -436,6 +438,47 @@ impl Attempt<'_, '_> {
 /// Downloads one item to `item.dest`, resuming a valid `.partial`. On success the file is complete,
 /// verified when a hash was known, fsynced and renamed; the sidecar is gone.
 pub async fn fetch(net: &Net, job: Job<'_>) -> Result<Fetched> {
+    let settings = net.opts.parallel();
+    if let Some(total) = job.probe.size.filter(|_| settings.applies(job.probe.size)) {
+        let mut fresh_tried = false;
+        loop {
+            match parallel::fetch(net, &job, total, settings).await? {
+                Outcome::Done {
+                    size,
+                    sha256,
+                    resumed,
+                } => {
+                    let item = job.item;
+                    let partial = resume::partial_path(&item.dest);
+                    let meta = resume::sidecar_path(&item.dest);
+                    if let Some((want, source)) = &job.expected {
+                        if &sha256 != want {
+                            let _ = std::fs::remove_file(&partial);
+                            let _ = std::fs::remove_file(&meta);
+                            if resumed && !fresh_tried {
+                                // Bytes of an earlier run may be what is wrong: one clean pass.
+                                debug_log!(
+                                    "{}: hash mismatch after a resume; downloading again",
+                                    item.url
+                                );
+                                fresh_tried = true;
+                                job.tracker.set_current(0);
+                                continue;
+                            }
+                            return Err(mismatch_error(item, want, &sha256, *source));
+                        }
+                    }
+                    place(item, &partial, &meta, job.expected.is_some())?;
+                    return Ok(Fetched { size, sha256 });
+                }
+                Outcome::FallBack(reason) => {
+                    debug_log!("{}: one stream instead of ranges: {reason}", job.item.url);
+                    job.tracker.set_current(0);
+                    break;
+                }
+            }
+        }
+    }
     let item = job.item;
     let dest = item.dest.as_path();
     let partial = resume::partial_path(dest);
@@ -537,32 +580,44 @@ pub async fn fetch(net: &Net, job: Job<'_>) -> Result<Fetched> {
                 return Err(mismatch_error(item, want, &sha, *source));
             }
         }
-        if expected.is_none() {
-            if let Err(why) = super::sniff::check(&partial, &item.filename) {
-                let _ = std::fs::remove_file(&partial);
-                let _ = std::fs::remove_file(&meta);
-                return Err(Error::download(
-                    format!(
-                        "The server did not send {}: {why}. A sign-in page, proxy error or expired link answers like this; check the URL or network.",
-                        item.filename
-                    ),
-                    json!({ "url": item.url.as_str(), "path": dest.display().to_string(), "reason": why }),
-                ));
-            }
-        }
-        std::fs::rename(&partial, dest)
-            .map_err(|e| Error::io("Failed to move the finished download into place", dest, &e))?;
-        let _ = std::fs::remove_file(&meta);
-        if let Some(dir) = dest.parent() {
-            sync_dir(dir);
-        }
+        place(item, &partial, &meta, expected.is_some())?;
         return Ok(Fetched { size, sha256: sha });
     }
 }
 
+/// Moves a complete partial into place. Without a hash to check it against, a file whose content
+/// is not what its name says (an HTML page) is refused instead.
+fn place(item: &Item, partial: &Path, meta: &Path, verified: bool) -> Result<()> {
+    let dest = item.dest.as_path();
+    if !verified {
+        if let Err(why) = super::sniff::check(partial, &item.filename) {
+            let _ = std::fs::remove_file(partial);
+            let _ = std::fs::remove_file(meta);
+            return Err(Error::download(
+                format!(
+                    "The server did not send {}: {why}. A sign-in page, proxy error or expired link answers like this; check the URL or network.",
+                    item.filename
+                ),
+                json!({ "url": item.url.as_str(), "path": dest.display().to_string(), "reason": why }),
+            ));
+        }
+    }
+    std::fs::rename(partial, dest)
+        .map_err(|e| Error::io("Failed to move the finished download into place", dest, &e))?;
+    let _ = std::fs::remove_file(meta);
+    if let Some(dir) = dest.parent() {
+        sync_dir(dir);
+    }
+    Ok(())
+}
+
 /// Hashes an existing file (a shared component, an orphan from an interrupted run) with progress;
 /// a cancel stops it between blocks, so cancelling never waits for a multi-GB hash.
-pub async fn hash_existing(net: &Net, path: &Path, tracker: Arc<Tracker>) -> Result<(u64, String)> {
+pub async fn hash_existing(
+    net: &Net,
+    path: &Path,
+    tracker: Arc<ItemTracker>,
+) -> Result<(u64, String)> {
     let p = path.to_path_buf();
     let cancel = net.cancel.clone();
     let cancelled = Error::download(

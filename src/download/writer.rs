@@ -1,4 +1,4 @@
-//! The disk side of a transfer. Received bytes are copied into a small pool of 1 MiB buffers (so the
+//! The disk side of a transfer. Received bytes are copied into a small pool of 512 KiB buffers (so the
 //! HTTP stack reuses its own read buffer instead of faulting in fresh pages for every chunk); a
 //! writer thread appends full buffers to `<dest>.partial` and hands them to a hasher thread, which
 //! feeds SHA-256 and returns them to the pool. Writing and hashing overlap, the file is hashed as
@@ -16,11 +16,11 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::cancel::CancelToken;
-use super::progress::Tracker;
+use super::progress::ItemTracker;
 
-const BUFFER: usize = 1 << 20;
+const BUFFER: usize = 512 << 10;
 /// Buffers in flight between the network, the disk and the hash (bounds memory to a few MiB).
-const POOL: usize = 8;
+const POOL: usize = 6;
 
 enum Cmd {
     Data(Vec<u8>),
@@ -60,7 +60,7 @@ fn hash_prefix(
     file: &mut File,
     len: u64,
     hasher: &mut Sha256,
-    tracker: &Tracker,
+    tracker: &ItemTracker,
     cancel: &CancelToken,
 ) -> std::io::Result<()> {
     file.seek(SeekFrom::Start(0))?;
@@ -91,7 +91,7 @@ fn hash_prefix(
 fn open_file(
     path: &Path,
     offset: u64,
-    tracker: &Tracker,
+    tracker: &ItemTracker,
     cancel: &CancelToken,
 ) -> std::io::Result<(File, Sha256)> {
     let mut file = OpenOptions::new()
@@ -235,7 +235,7 @@ impl Writer {
     pub async fn open(
         path: PathBuf,
         offset: u64,
-        tracker: Arc<Tracker>,
+        tracker: Arc<ItemTracker>,
         cancel: CancelToken,
     ) -> std::io::Result<Self> {
         let (file, hasher) =
@@ -340,7 +340,7 @@ mod tests {
     async fn hashes_what_it_writes_and_resumes_over_existing_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.partial");
-        let t = Tracker::new();
+        let t = ItemTracker::detached();
         let mut w = Writer::open(p.clone(), 0, t.clone(), CancelToken::new())
             .await
             .unwrap();
@@ -357,7 +357,7 @@ mod tests {
         let mut w = Writer::open(p.clone(), 6, t.clone(), CancelToken::new())
             .await
             .unwrap();
-        assert_eq!(t.snapshot().downloaded, 6);
+        assert_eq!(t.current(), 6);
         w.write(b"world").await.unwrap();
         let (n, hex) = w.finish().await.unwrap();
         assert_eq!(n, 11);
@@ -369,7 +369,7 @@ mod tests {
     async fn many_buffers_through_a_small_pool() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.partial");
-        let mut w = Writer::open(p.clone(), 0, Tracker::new(), CancelToken::new())
+        let mut w = Writer::open(p.clone(), 0, ItemTracker::detached(), CancelToken::new())
             .await
             .unwrap();
         let chunk: Vec<u8> = (0..300_001u32).map(|i| (i * 7) as u8).collect();
@@ -389,7 +389,7 @@ mod tests {
     async fn reset_starts_over() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.partial");
-        let mut w = Writer::open(p.clone(), 0, Tracker::new(), CancelToken::new())
+        let mut w = Writer::open(p.clone(), 0, ItemTracker::detached(), CancelToken::new())
             .await
             .unwrap();
         w.write(&vec![1u8; BUFFER + 10]).await.unwrap();
@@ -410,7 +410,14 @@ mod tests {
         std::fs::write(&p, vec![7u8; 3 * BUFFER]).unwrap();
         let cancel = CancelToken::new();
         cancel.cancel();
-        let e = match Writer::open(p.clone(), 3 * BUFFER as u64, Tracker::new(), cancel).await {
+        let e = match Writer::open(
+            p.clone(),
+            3 * BUFFER as u64,
+            ItemTracker::detached(),
+            cancel,
+        )
+        .await
+        {
             Ok(_) => panic!("opened although cancelled"),
             Err(e) => e,
         };
@@ -424,7 +431,7 @@ mod tests {
         let p = dir.path().join("f.partial");
         std::fs::write(&p, b"abc").unwrap();
         assert!(
-            Writer::open(p.clone(), 10, Tracker::new(), CancelToken::new())
+            Writer::open(p.clone(), 10, ItemTracker::detached(), CancelToken::new())
                 .await
                 .is_err()
         );

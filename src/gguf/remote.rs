@@ -14,7 +14,7 @@ const FIRST_CHUNK: u64 = 2 << 20;
 
 /// Fetches bytes `[start, end)`; returns the bytes and the total size from `Content-Range`.
 /// A server that ignores Range (200) is read only up to `end`, then the connection is dropped.
-async fn fetch_range(
+pub(crate) async fn fetch_range(
     url: &url::Url,
     auth: &Auth,
     start: u64,

@@ -110,6 +110,8 @@ impl Store {
                 ))
             }
         }
+        // Shared content this model was the last user of goes now.
+        let _ = crate::storage::blobs::collect(self);
         Ok(report)
     }
 

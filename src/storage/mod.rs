@@ -2,6 +2,7 @@
 //! deletion and integrity checks.
 
 pub mod atomic;
+pub mod blobs;
 pub mod delete;
 pub mod ids;
 pub mod integrity;

@@ -158,6 +158,23 @@ impl ModelInfo {
         out
     }
 
+    /// Every checksum the record lists (top level, components, shards), as written.
+    pub fn checksums(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.checksum.iter().cloned().collect();
+        out.extend(
+            self.component_list()
+                .into_iter()
+                .filter_map(|(_, c)| c.checksum),
+        );
+        out.extend(
+            self.shards
+                .iter()
+                .flatten()
+                .filter_map(|s| s.checksum.clone()),
+        );
+        out
+    }
+
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }

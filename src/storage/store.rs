@@ -143,25 +143,26 @@ impl Store {
     }
 
     /// `StorageManager.getStorageUsed(type?)`: bytes on disk of all records, each file counted once
-    /// even when several variants share it.
+    /// even when several variants share it (one path, or hard links to one shared blob).
     pub fn storage_used(&self, t: Option<ModelType>) -> Result<u64> {
         let mut seen = std::collections::HashSet::new();
         let mut total = 0u64;
+        let mut count = |p: &str, size: u64| {
+            if seen.insert(crate::storage::blobs::file_key(std::path::Path::new(p))) {
+                total += size;
+            }
+        };
         for m in self.list(t)? {
             if m.is_multi_component() {
                 for (_, c) in m.component_list() {
-                    if seen.insert(c.path.clone()) {
-                        total += c.size;
-                    }
+                    count(&c.path, c.size);
                 }
             } else if let Some(shards) = m.shards.as_ref().filter(|s| !s.is_empty()) {
                 for s in shards {
-                    if seen.insert(s.path.clone()) {
-                        total += s.size;
-                    }
+                    count(&s.path, s.size);
                 }
-            } else if seen.insert(m.path.clone()) {
-                total += m.size;
+            } else {
+                count(&m.path, m.size);
             }
         }
         Ok(total)
