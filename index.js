@@ -14,6 +14,7 @@ const { SystemInfo } = require('./lib/system-info.js');
 const { DiffusionServerManager } = require('./lib/diffusion-server.js');
 const binding = require('./binding.js');
 const { PATHS, getModelFilePath, getModelDirectory } = require('./lib/paths.js');
+const { PRESETS, getPreset } = require('./lib/presets.js');
 
 /** `fetchLocalGGUFMetadata(path)`: the GGUF header of a local file as `GGUFMetadata`. */
 function fetchLocalGGUFMetadata(filePath) {
@@ -46,4 +47,7 @@ module.exports = {
   FileSystemError: errors.FileSystemError,
   ChecksumError: errors.ChecksumError,
   BinaryError: errors.BinaryError,
+  // Presets: tested model setups (lib/presets.js).
+  PRESETS,
+  getPreset,
 };
