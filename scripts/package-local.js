@@ -63,6 +63,11 @@ for (const rel of listed) {
   fs.copyFileSync(path.join(root, rel), path.join(mainStage, rel));
 }
 for (const f of ['binding.js', 'binding.d.ts']) fs.copyFileSync(path.join(addonOut, f), path.join(mainStage, f));
+// Users get the install script only (it explains a platform without a prebuilt addon); the
+// development scripts and dependencies stay in the repository.
+const published = { ...main, scripts: { install: main.scripts.install } };
+delete published.devDependencies;
+fs.writeFileSync(path.join(mainStage, 'package.json'), `${JSON.stringify(published, null, 2)}\n`);
 
 // Platform package: its package.json and README, plus the addon.
 const platStage = path.join(stage, suffix);
