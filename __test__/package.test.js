@@ -31,21 +31,47 @@ function run(cmd, args, opts) {
   return r;
 }
 
-test('the platform packages and optionalDependencies agree with the package version', () => {
-  assert.deepEqual(
-    Object.keys(main.optionalDependencies).sort(),
-    PLATFORMS.map((p) => packageName(p.suffix)).sort(),
-  );
+test('the platform packages match the napi targets and the package version', () => {
+  assert.deepEqual(PLATFORMS.map((p) => p.target).sort(), [...main.napi.targets].sort());
+  assert.deepEqual(fs.readdirSync(path.join(ROOT, 'npm')).sort(), PLATFORMS.map((p) => p.suffix).sort());
   for (const p of PLATFORMS) {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'npm', p.suffix, 'package.json'), 'utf8'));
     assert.equal(pkg.name, packageName(p.suffix));
     assert.equal(pkg.version, main.version);
-    assert.equal(main.optionalDependencies[pkg.name], main.version);
     assert.equal(pkg.main, addonFile(p.suffix));
     assert.deepEqual(pkg.files, [addonFile(p.suffix)]);
     assert.deepEqual(pkg.os, [p.os]);
     assert.deepEqual(pkg.cpu, [p.cpu]);
   }
+});
+
+test('the release packing takes every platform\'s addon from the build artifacts', () => {
+  const artifacts = fs.mkdtempSync(path.join(os.tmpdir(), 'genai-artifacts-'));
+  for (const p of PLATFORMS) {
+    fs.mkdirSync(path.join(artifacts, `bindings-${p.suffix}`));
+    fs.writeFileSync(path.join(artifacts, `bindings-${p.suffix}`, addonFile(p.suffix)), `addon for ${p.suffix}`);
+  }
+  fs.writeFileSync(path.join(artifacts, `bindings-${PLATFORMS[0].suffix}`, 'binding.js'), '// loader');
+  fs.writeFileSync(path.join(artifacts, `bindings-${PLATFORMS[0].suffix}`, 'binding.d.ts'), '// types');
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'genai-packed-'));
+  const r = run(process.execPath, [path.join(ROOT, 'scripts', 'package-local.js'), '--artifacts', artifacts, '--out', out], { cwd: ROOT });
+  assert.equal(r.status, 0, r.stderr);
+  const tarballs = fs.readdirSync(out).filter((f) => f.endsWith('.tgz')).sort();
+  assert.deepEqual(tarballs, [`${main.name}-${main.version}.tgz`, ...PLATFORMS.map((p) => `${packageName(p.suffix)}-${main.version}.tgz`)].sort());
+  for (const p of PLATFORMS) {
+    const list = run('tar', ['-tzf', path.join(out, `${packageName(p.suffix)}-${main.version}.tgz`)], {});
+    assert.deepEqual(list.stdout.trim().split('\n').sort(), ['package/README.md', `package/${addonFile(p.suffix)}`, 'package/package.json']);
+  }
+  const mainList = run('tar', ['-tzf', path.join(out, `${main.name}-${main.version}.tgz`)], {}).stdout;
+  assert.match(mainList, /package\/binding\.js/);
+  assert.match(mainList, /package\/bin\/genai-electron-rs\.js/);
+  assert.doesNotMatch(mainList, /\.node$/m);
+
+  // One addon missing: nothing is published half.
+  fs.rmSync(path.join(artifacts, `bindings-${PLATFORMS[4].suffix}`), { recursive: true });
+  const missing = run(process.execPath, [path.join(ROOT, 'scripts', 'package-local.js'), '--artifacts', artifacts, '--out', out], { cwd: ROOT });
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, new RegExp(`${addonFile(PLATFORMS[4].suffix).replace(/\./g, '\\.')} is missing`));
 });
 
 test('package:local tarballs install and run with no Rust toolchain', { skip: supported ? false : `no platform package for ${suffix}` }, () => {
@@ -78,6 +104,11 @@ test('package:local tarballs install and run with no Rust toolchain', { skip: su
   assert.ok(fs.existsSync(path.join(app, 'node_modules', packageName(suffix), addonFile(suffix))), 'the addon package is installed');
   assert.deepEqual(fs.readdirSync(installed).filter((f) => f.endsWith('.node')), [], 'the main package carries no addon');
   assert.equal(fs.existsSync(path.join(installed, 'Cargo.toml')), false);
+  const manifest = JSON.parse(fs.readFileSync(path.join(installed, 'package.json'), 'utf8'));
+  assert.deepEqual(manifest.optionalDependencies, Object.fromEntries(PLATFORMS.map((p) => [packageName(p.suffix), main.version])));
+  assert.deepEqual(manifest.scripts, { install: 'node scripts/build.js' });
+  assert.equal(manifest.devDependencies, undefined);
+  assert.deepEqual(manifest.bin, { 'genai-electron-rs': 'bin/genai-electron-rs.js' });
 
   // The install script (where npm runs it) builds nothing and accepts the installed addon package.
   const script = run(process.execPath, [path.join(installed, 'scripts', 'build.js')], { cwd: installed, env });
