@@ -13,15 +13,15 @@ const ROOT = path.join(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'bin', 'genai-electron-rs.js');
 const FAKE_SD = path.join(__dirname, '..', 'fixtures', 'fake-sd');
 
-/** Serves the files of the `flux-2-klein-4b-q80` preset; returns their FileHandles by role. */
-function serveKlein(srv) {
+/** Serves the files of the `flux-2-klein-4b-q80` (or `quant: 'Q4_0'`) preset; FileHandles by role. */
+function serveKlein(srv, { quant = 'Q8_0' } = {}) {
   const scratch = tempRoot('genai-klein-src-');
   const add = (repo, file, write, opts) => {
     const p = write(path.join(scratch, repo.replace('/', '_'), path.basename(file)), opts);
     return srv.addFile(repo, file, fs.readFileSync(p));
   };
   return {
-    diffusion_model: add('leejet/FLUX.2-klein-4B-GGUF', 'flux-2-klein-4b-Q8_0.gguf', files.writeFlux2KleinDit),
+    diffusion_model: add('leejet/FLUX.2-klein-4B-GGUF', `flux-2-klein-4b-${quant}.gguf`, files.writeFlux2KleinDit),
     llm: add('unsloth/Qwen3-4B-GGUF', 'Qwen3-4B-Q4_0.gguf', files.writeQwen3, { size: '4b' }),
     vae: add('Comfy-Org/flux2-dev', 'split_files/vae/flux2-vae.safetensors', files.writeFlux2Vae),
   };
