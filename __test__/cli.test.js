@@ -139,6 +139,29 @@ test('generate writes a PNG with the preset settings and shows a step bar', asyn
   assert.deepEqual(pngSize(small), { width: 256, height: 128 });
 });
 
+test('Ctrl-C during generate cancels the image, stops sd-server and writes nothing', async () => {
+  const out = path.join(userData, 'out', 'cancelled.png');
+  const log = path.join(userData, 'logs', 'diffusion-server.log');
+  const before = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').length : 0;
+  let sent = false;
+  const r = await runCli(['generate', ID, 'slow', '-o', out, '--steps', '400', '--progress', 'bar'], {
+    env: env({ FAKE_SD_STEP_MS: '50' }),
+    onStdout: (text, child) => {
+      if (!sent && /step [2-9]\/400/.test(text)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    },
+  });
+  assert.ok(sent, r.stdout);
+  assert.equal(r.code, 130, r.stderr);
+  assert.match(r.stderr, /Interrupted: stopping cleanly/);
+  assert.equal(fs.existsSync(out), false, 'no image written');
+  const pids = [...fs.readFileSync(log, 'utf8').slice(before).matchAll(/sd-server ready \(pid (\d+)/g)].map((m) => Number(m[1]));
+  assert.equal(pids.length, 1);
+  assert.throws(() => process.kill(pids[0], 0), { code: 'ESRCH' }, 'sd-server is gone');
+});
+
 test('serve answers /health and stops on SIGINT with no process left', async () => {
   let announced = null;
   const r = await runCli(['serve', ID, '--port', 'auto', '--json'], {
