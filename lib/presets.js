@@ -1,7 +1,9 @@
 'use strict';
 /**
  * Presets: tested model setups, each a ready `DownloadConfig` plus the generation (or server)
- * settings that fit it. Repos and file names are the ones the project's investigations ran;
+ * settings that fit it. A preset's id is the id its download gets (derived from `name`), so
+ * `pull <id>` is followed by `generate <id>`; `sdxl-split` is the exception (its name carries the
+ * UNet's file). Repos and file names are the ones the project's investigations ran;
  * `approxBytes` are the published approximate sizes, null where no size was recorded (a download
  * learns the exact size from the server before it starts, and Hugging Face LFS files are verified
  * against their published SHA-256, so no checksum is pinned here).
@@ -55,8 +57,8 @@ const PRESETS = [
   klein('Q8_0', 4.3e9),
   klein('Q4_0', 2.5e9),
   {
-    id: 'sdxl-base-1.0',
-    name: 'SDXL base 1.0',
+    id: 'sdxl-base',
+    name: 'SDXL base',
     type: 'diffusion',
     description: 'Stable Diffusion XL base 1.0 as one checkpoint file (loaded with -m).',
     files: [{ role: 'model', repo: 'stabilityai/stable-diffusion-xl-base-1.0', file: 'sd_xl_base_1.0.safetensors', approxBytes: null }],
@@ -64,7 +66,7 @@ const PRESETS = [
       source: 'huggingface',
       repo: 'stabilityai/stable-diffusion-xl-base-1.0',
       file: 'sd_xl_base_1.0.safetensors',
-      name: 'SDXL base 1.0',
+      name: 'SDXL base',
       type: 'diffusion',
     },
     generation: SDXL_GENERATION,
@@ -100,7 +102,7 @@ const PRESETS = [
     generation: SDXL_GENERATION,
   },
   {
-    id: 'qwen3-4b-q4',
+    id: 'qwen3-4b-q40',
     name: 'Qwen3 4B Q4_0',
     type: 'llm',
     description: 'Qwen3 4B chat model (thinking and non-thinking modes) for llamaServer; the same file as the Flux 2 Klein text encoder.',
@@ -109,7 +111,7 @@ const PRESETS = [
     server: { contextSize: 8192 },
   },
   {
-    id: 'qwen2.5-0.5b-instruct-q4',
+    id: 'qwen25-05b-instruct-q4km',
     name: 'Qwen2.5 0.5B Instruct Q4_K_M',
     type: 'llm',
     description: 'A small, fast chat model for llamaServer: runs on any machine, for trials and simple tasks.',
