@@ -93,3 +93,14 @@ for (const preset of PRESETS) {
     assert.equal(await modelManager.verifyModel(model.id), true);
   });
 }
+
+test('index.d.ts types the catalogue (strict)', () => {
+  const { spawnSync } = require('node:child_process');
+  const tsc = require.resolve('typescript/bin/tsc');
+  const r = spawnSync(
+    process.execPath,
+    [tsc, '--noEmit', '--strict', '--target', 'es2022', '--module', 'commonjs', '--moduleResolution', 'node', '--types', 'node', path.join(__dirname, 'types', 'presets.ts')],
+    { encoding: 'utf8' },
+  );
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+});
