@@ -14,6 +14,7 @@ const path = require('node:path');
 const { startHfServer } = require('./fixtures/hf-server.js');
 const { tempRoot } = require('./helpers/storage.js');
 const { ROOT, FAKE_SD, serveKlein } = require('./helpers/cli.js');
+const { getPreset } = require('..');
 
 const MAIN = path.join(ROOT, 'examples', 'electron', 'main.js');
 const REGISTER = path.join(__dirname, 'fixtures', 'electron-fake', 'register.js');
@@ -29,8 +30,9 @@ after(async () => {
 });
 
 /** The example as a child process, and a window that invokes handlers and records what it is sent. */
-function startApp(userData) {
-  const child = fork(MAIN, [], {
+function startApp(userData, main = MAIN, cwd = undefined) {
+  const child = fork(main, [], {
+    cwd,
     execArgv: ['-r', REGISTER],
     env: { ...process.env, HF_ENDPOINT: srv.url, FAKE_ELECTRON_USER_DATA: userData, GENAI_ELECTRON_SD_BINARY_DIR: FAKE_SD, GENAI_ELECTRON_USER_DATA: '' },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -42,7 +44,14 @@ function startApp(userData) {
   let next = 0;
   let loaded;
   const ready = new Promise((resolve) => (loaded = resolve));
-  const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+  const exited = new Promise((resolve) =>
+    child.on('exit', (code) => {
+      // A crashed app answers nothing more: fail what waits, with its stderr.
+      for (const p of pending.values()) p.reject(new Error(`the app exited (${code}):\n${stderr}`));
+      pending.clear();
+      resolve(code);
+    }),
+  );
   child.on('message', (msg) => {
     if (msg.loaded) loaded(msg);
     else if (msg.send) received.push(msg);
@@ -119,4 +128,37 @@ test('examples/electron/main.js forwards download and generation progress to the
   win.child.send({ quit: true });
   assert.equal(await win.exited, 0, win.stderr());
   for (const pid of pids) assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, `sd-server ${pid} is gone`);
+});
+
+test('docs/migration.md: the 0.26 main process runs on this package after changing its import line', async () => {
+  const doc = fs.readFileSync(path.join(ROOT, 'docs', 'migration.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('## Before and after'));
+  const [before, importLine] = [...section.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
+  assert.match(before, /require\('genai-electron'\)/);
+  // Only the import line changes; port 8081 becomes a free port, as the test machine may use 8081.
+  const after = before.replace(/^const .* = require\('genai-electron'\);$/m, importLine.trim()).replace('port: 8081', "port: 'auto'");
+  assert.notEqual(after, before);
+  assert.match(after, /port: 'auto'/);
+  const dir = tempRoot('genai-migrated-app-');
+  fs.mkdirSync(path.join(dir, 'node_modules'));
+  fs.symlinkSync(ROOT, path.join(dir, 'node_modules', 'genai-electron-rs'), 'junction');
+  fs.writeFileSync(path.join(dir, 'main.js'), after);
+  const userData = tempRoot('genai-migrated-data-');
+  const win = startApp(userData, path.join(dir, 'main.js'), dir);
+  await win.ready;
+  const model = await win.invoke('download', {
+    source: 'huggingface',
+    repo: 'leejet/FLUX.2-klein-4B-GGUF',
+    file: 'flux-2-klein-4b-Q8_0.gguf',
+    name: 'Flux 2 Klein 4B Q8_0',
+    type: 'diffusion',
+    components: getPreset('flux-2-klein-4b-q80').download.components,
+  });
+  assert.equal(model.id, 'flux-2-klein-4b-q80');
+  const progress = win.received.filter((m) => m.send === 'progress').map((m) => m.args);
+  assert.deepEqual(progress[progress.length - 1], [model.size, model.size]);
+  const image = await win.invoke('generate', model.id, 'a lighthouse');
+  assert.deepEqual([...Buffer.from(image.data).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+  win.child.send({ quit: true });
+  assert.equal(await win.exited, 0, win.stderr());
 });

@@ -80,6 +80,8 @@ import {
   FileSystemError,
   ChecksumError,
   BinaryError,
+  PRESETS,
+  getPreset,
 } from 'genai-electron-rs';
 import * as esm from 'genai-electron-rs';
 

@@ -124,7 +124,7 @@ test('package:local tarballs install and run with no Rust toolchain', { skip: su
 
   const esm = run(
     process.execPath,
-    ['--input-type=module', '-e', "import g from 'genai-electron-rs'; const m = await g.modelManager.listModels(); console.log(m.length, typeof g.getPreset)"],
+    ['--input-type=module', '-e', "import { modelManager, getPreset } from 'genai-electron-rs'; const m = await modelManager.listModels(); console.log(m.length, typeof getPreset)"],
     { cwd: app, env },
   );
   assert.equal(esm.status, 0, esm.stderr);
