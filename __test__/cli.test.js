@@ -237,13 +237,42 @@ test('every error path exits non-zero with its code', async () => {
   assertError(await runCli(['verify', 'bare'], { env: env({ GENAI_ELECTRON_USER_DATA: bare }) }), 'VERIFY_FAILED');
 });
 
-test('serve of an LLM without an LLM server says so', { skip: require('..').llamaServer ? 'llamaServer present' : false }, async () => {
+/** Pulls a small LLM (a Qwen3 GGUF of the real shape) into its own userData; returns [userData, id]. */
+async function pullLlm() {
   const ud = tempRoot('genai-cli-llm-');
   const f = srv.addFile('org/chat', 'chat.gguf', fs.readFileSync(path.join(userData, 'models', 'diffusion', 'flux-2-klein', 'Qwen3-4B-Q4_0.gguf')));
   const cfg = path.join(ud, 'chat.json');
   fs.writeFileSync(cfg, JSON.stringify({ source: 'huggingface', repo: f.repo, file: f.file, name: 'chat', type: 'llm' }));
   const pulled = await runCli(['pull', cfg, '--json'], { env: env({ GENAI_ELECTRON_USER_DATA: ud }) });
   assert.equal(pulled.code, 0, pulled.stderr);
-  const id = JSON.parse(pulled.stdout).id;
+  return [ud, JSON.parse(pulled.stdout).id];
+}
+
+const HAS_LLAMA = Boolean(require('..').llamaServer);
+
+test('serve of an LLM without an LLM server says so', { skip: HAS_LLAMA ? 'llamaServer present' : false }, async () => {
+  const [ud, id] = await pullLlm();
   assertError(await runCli(['serve', id], { env: env({ GENAI_ELECTRON_USER_DATA: ud }) }), 'LLM_SERVER_UNAVAILABLE');
+});
+
+test('serve of an LLM runs llama-server: /health answers, SIGINT stops it', { skip: HAS_LLAMA ? false : 'no llamaServer' }, async () => {
+  const [ud, id] = await pullLlm();
+  const fakeLlama = path.join(__dirname, 'fixtures', 'fake-llama');
+  let announced = null;
+  const r = await runCli(['serve', id, '--port', 'auto', '--json'], {
+    env: env({ GENAI_ELECTRON_USER_DATA: ud, GENAI_ELECTRON_LLAMA_BINARY_DIR: fakeLlama }),
+    onStdout: (out, child) => {
+      if (announced || !out.includes('\n')) return;
+      announced = JSON.parse(out.split('\n')[0]);
+      fetch(`${announced.url}/health`)
+        .then((res) => (announced.health = res.status))
+        .catch((err) => (announced.health = err.message))
+        .finally(() => child.kill('SIGINT'));
+    },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(announced.server, 'llama');
+  assert.equal(announced.health, 200);
+  assert.ok(Number.isInteger(announced.pid), 'llama-server pid reported');
+  assert.throws(() => process.kill(announced.pid, 0), { code: 'ESRCH' }, 'llama-server is gone');
 });
