@@ -216,8 +216,21 @@ function setup() {
   return { root, binaryPath: FAKE_SD_DIR, tmp: fs.mkdtempSync(path.join(os.tmpdir(), 'genai-rs-dtmp-')) };
 }
 
+/** The next `name` event of `emitter` whose payload satisfies `pred`. */
+function nextEvent(emitter, name, pred = () => true) {
+  return new Promise((resolve) => {
+    const on = (e) => {
+      if (!pred(e)) return;
+      emitter.off(name, on);
+      resolve(e);
+    };
+    emitter.on(name, on);
+  });
+}
+
 module.exports = {
   FAKE_SD_DIR,
+  nextEvent,
   GIB,
   modelFiles,
   kleinRecord,
