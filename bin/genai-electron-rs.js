@@ -224,6 +224,8 @@ class Cli {
     const { server, kind } = this.serverFor(model);
     const port = this.values.port === undefined ? undefined : this.values.port === 'auto' ? 'auto' : int(this.values, 'port');
     const config = { modelId: id };
+    // The diffusion server loads sd-server on start, so a model that cannot load fails here.
+    if (kind === 'diffusion') config.preload = true;
     if (port !== undefined) config.port = port;
     if (this.values.host) config.host = this.values.host;
     const stopped = new Promise((resolve) => {
