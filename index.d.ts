@@ -1435,3 +1435,39 @@ export declare const BINARY_VERSIONS: {
     };
   };
 };
+// ---------------------------------------------------------------------------------------------
+// Presets (lib/presets.js): tested model setups
+
+export interface PresetFile {
+  role: DiffusionComponentRole | 'model';
+  /** Null only in a preset that `requires` this file from the caller. */
+  repo: string | null;
+  file: string | null;
+  /** Published approximate size in bytes; null where none is recorded. */
+  approxBytes: number | null;
+}
+
+export interface Preset {
+  /** Also the id `downloadModel()` gives the model, except for `sdxl-split`. */
+  id: string;
+  name: string;
+  type: ModelType;
+  description: string;
+  files: PresetFile[];
+  /** Ready for `modelManager.downloadModel()` (add callbacks, signal... as needed). */
+  download: DownloadConfig;
+  /** Recommended `generateImage()` settings (diffusion presets). */
+  generation?: Pick<ImageGenerationConfig, 'width' | 'height' | 'steps' | 'cfgScale' | 'sampler'>;
+  /** Recommended server settings (LLM presets). */
+  server?: { contextSize: number };
+  /** Present when the caller must supply the main file (`'unet'` for `sdxl-split`). */
+  requires?: 'unet';
+}
+
+export declare const PRESETS: readonly Readonly<Preset>[];
+/**
+ * A fresh copy of a preset, or undefined for an unknown id. `main` supplies (or replaces) the
+ * main file: required by `sdxl-split` (a UNet with original LDM tensor names).
+ * @throws TypeError when the preset requires `main` and none is given
+ */
+export declare function getPreset(id: string, main?: { repo: string; file: string; revision?: string } | { url: string }): Preset | undefined;

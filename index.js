@@ -67,6 +67,7 @@ const {
 const { attachAppLifecycle } = require('./lib/lifecycle.js');
 const { formatErrorForUI } = require('./lib/format-error.js');
 const { BINARY_VERSIONS } = require('./lib/binaries.js');
+const { PRESETS, getPreset } = require('./lib/presets.js');
 
 const systemInfo = SystemInfo.getInstance();
 const modelManager = ModelManager.getInstance();
@@ -170,4 +171,7 @@ module.exports = {
   BinaryError,
   // Binary provisioning
   BINARY_VERSIONS,
+  // Presets: tested model setups (lib/presets.js)
+  PRESETS,
+  getPreset,
 };

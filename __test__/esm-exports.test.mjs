@@ -84,6 +84,8 @@ import {
   ChecksumError,
   BinaryError,
   BINARY_VERSIONS,
+  PRESETS,
+  getPreset,
 } from 'genai-electron-rs';
 import * as esm from 'genai-electron-rs';
 

@@ -11,29 +11,18 @@
  * again: the download resumes where it stopped.
  */
 const fs = require('node:fs');
-const { modelManager, diffusionServer, ModelNotFoundError } = require('..');
+const { modelManager, diffusionServer, getPreset, ModelNotFoundError } = require('..');
 
-const MODEL = {
-  source: 'huggingface',
-  repo: 'leejet/FLUX.2-klein-4B-GGUF',
-  file: 'flux-2-klein-4b-Q8_0.gguf',
-  name: 'Flux 2 Klein 4B Q8_0',
-  type: 'diffusion',
-  modelDirectory: 'flux-2-klein',
-  components: [
-    // The text encoder must be the base Qwen3-4B, not the Instruct model.
-    { role: 'llm', source: 'huggingface', repo: 'unsloth/Qwen3-4B-GGUF', file: 'Qwen3-4B-Q4_0.gguf' },
-    // Flux 2's own VAE (32 latent channels); Flux 1's ae.safetensors does not fit.
-    { role: 'vae', source: 'huggingface', repo: 'Comfy-Org/flux2-dev', file: 'split_files/vae/flux2-vae.safetensors' },
-  ],
-};
+// The tested setup: Klein 4B Q8_0 DiT + the base Qwen3-4B text encoder (not the Instruct model) +
+// Flux 2's own VAE (Flux 1's ae.safetensors does not fit), with Klein's settings (4 steps, cfg 1).
+const PRESET = getPreset('flux-2-klein-4b-q80');
 
 function mib(n) {
   return `${(n / 1048576).toFixed(1)} MiB`;
 }
 
 async function ensureModel() {
-  const id = 'flux-2-klein-4b-q80';
+  const id = PRESET.id; // a preset's id is the id its download gets
   try {
     return await modelManager.getModelInfo(id);
   } catch (err) {
@@ -41,7 +30,7 @@ async function ensureModel() {
   }
   let last = 0;
   return modelManager.downloadModel({
-    ...MODEL,
+    ...PRESET.download,
     onComponentStart: ({ role, filename, index, total }) => console.log(`[${index}/${total}] ${role}: ${filename}`),
     onProgress: (downloaded, total, info) => {
       const now = Date.now();
@@ -62,12 +51,8 @@ async function main() {
   await diffusionServer.start({ modelId: model.id, port: 'auto' });
   try {
     const result = await diffusionServer.generateImage({
+      ...PRESET.generation,
       prompt,
-      width: 768,
-      height: 768,
-      steps: 4, // Klein is distilled: 4 steps at cfg 1
-      cfgScale: 1,
-      sampler: 'euler',
       onProgress: (step, total, stage, pct) => console.log(`  ${stage} ${step}/${total} ${Math.round(pct ?? 0)}%`),
     });
     fs.writeFileSync(out, result.image);

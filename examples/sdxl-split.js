@@ -12,7 +12,7 @@
  * file is refused before anything starts, because sd.cpp cannot load it this way.
  */
 const fs = require('node:fs');
-const { modelManager, diffusionServer } = require('..');
+const { modelManager, diffusionServer, getPreset } = require('..');
 
 async function main() {
   const [unetRepo, unetFile, prompt = 'a red fox in snow, photograph', out = 'sdxl-split.png'] = process.argv.slice(2);
@@ -20,28 +20,19 @@ async function main() {
     console.error('usage: node examples/sdxl-split.js <unet-repo> <unet-file> [prompt] [out.png]');
     process.exit(2);
   }
-  const name = `SDXL split ${unetFile}`;
-  const existing = (await modelManager.listModels('diffusion')).find((m) => m.name === name);
+  // The sdxl-split preset: CLIP-L + CLIP-G (Comfy-Org) + the SDXL VAE, with the UNet given here.
+  const preset = getPreset('sdxl-split', { repo: unetRepo, file: unetFile });
+  const existing = (await modelManager.listModels('diffusion')).find((m) => m.name === preset.download.name);
   const model =
     existing ||
     (await modelManager.downloadModel({
-      source: 'huggingface',
-      repo: unetRepo,
-      file: unetFile,
-      name,
-      type: 'diffusion',
-      modelDirectory: 'sdxl-split',
-      components: [
-        { role: 'clip_l', source: 'huggingface', repo: 'Comfy-Org/stable-diffusion-3.5-fp8', file: 'text_encoders/clip_l.safetensors' },
-        { role: 'clip_g', source: 'huggingface', repo: 'Comfy-Org/stable-diffusion-3.5-fp8', file: 'text_encoders/clip_g.safetensors' },
-        { role: 'vae', source: 'huggingface', repo: 'stabilityai/sdxl-vae', file: 'sdxl_vae.safetensors' },
-      ],
+      ...preset.download,
       onComponentStart: ({ role, filename, index, total }) => console.log(`[${index}/${total}] ${role}: ${filename}`),
     }));
 
   await diffusionServer.start({ modelId: model.id, port: 'auto' });
   try {
-    const result = await diffusionServer.generateImage({ prompt, width: 1024, height: 1024, steps: 20, cfgScale: 7 });
+    const result = await diffusionServer.generateImage({ ...preset.generation, prompt });
     fs.writeFileSync(out, result.image);
     console.log(`saved ${out} (seed ${result.seed}, ${result.timeTaken} ms)`);
   } finally {
