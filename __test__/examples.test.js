@@ -76,6 +76,8 @@ test('examples/flux2-klein.js downloads, starts by id and saves an image; a seco
   const second = await runExample('flux2-klein.js', ['again', 'out2.png'], ud);
   assert.equal(second.code, 0, second.out);
   assert.doesNotMatch(second.out, /\[1\/3\]/, 'no second download');
+  const fetched = Object.entries(srv.stats).filter(([, st]) => st.get > 0 && st.bytesSent > 0);
+  assert.deepEqual(fetched.map(([p]) => p), [], 'the second run downloaded nothing');
   assertPng(path.join(ud, 'out2.png'));
 });
 

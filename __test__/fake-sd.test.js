@@ -16,9 +16,11 @@ const FAKE = path.join(__dirname, 'fixtures', 'fake-sd');
 const SD_CLI = path.join(FAKE, 'sd-cli');
 const SD_SERVER = path.join(FAKE, 'sd-server');
 const MF = require('./fixtures/fake-sd/lib/model-files');
-const SPEC_OUT = path.join(__dirname, '..', '..', 'shared', 'spec', 'sdcpp-output');
-const HELP = fs.readFileSync(path.join(FAKE, 'lib', 'texts', 'sd-cli-help.txt'), 'utf8');
-const SRVHELP = fs.readFileSync(path.join(FAKE, 'lib', 'texts', 'sd-server-help.txt'), 'utf8');
+// Real captures (byte-for-byte copies kept in the repository): the fake is compared with these,
+// never with its own texts.
+const CAPTURES = path.join(__dirname, 'fixtures', 'sdcpp-output');
+const HELP = specFile('help.out');
+const SRVHELP = specFile('srvhelp.out');
 
 const STEP_RE = /\|([=> ]{50})\| (\d+)\/(\d+) - ([0-9.]+)(s\/it|it\/s)/;
 const LOAD_RE = /\|([# ]{50})\| (\d+)\/(\d+) - ([0-9.]+)(B\/s|KB\/s|MB\/s|GB\/s)/;
@@ -49,9 +51,9 @@ function run(prog, args, opts = {}) {
   });
 }
 
+/** A real capture; a missing one throws (ENOENT) so the comparison can never pass silently. */
 function specFile(name) {
-  const p = path.join(SPEC_OUT, name);
-  return fs.existsSync(p) ? fs.readFileSync(p, 'utf8') : null;
+  return fs.readFileSync(path.join(CAPTURES, name), 'utf8');
 }
 
 function checkPng(file, width, height) {
@@ -175,8 +177,6 @@ describe('sd-cli argument handling (real texts)', { concurrency: true }, () => {
     const h = await run(SD_CLI, ['--help']);
     assert.equal(h.code, 0);
     assert.equal(h.stdout, HELP);
-    const spec = specFile('help.out');
-    if (spec !== null) assert.equal(h.stdout, spec);
     const v = await run(SD_CLI, ['--version']);
     assert.equal(v.code, 0);
     assert.equal(v.stdout, 'stable-diffusion.cpp version master-827-97d2990, commit 97d2990\n');
@@ -191,8 +191,7 @@ describe('sd-cli argument handling (real texts)', { concurrency: true }, () => {
     assert.equal(r.code, 1);
     assert.equal(r.stderr, '[ERROR] common.cpp:325  - error: unknown argument: --llm-vision\n');
     assert.equal(r.stdout, HELP);
-    const spec = specFile('unknown.err');
-    if (spec !== null) assert.equal(r.stderr, spec);
+    assert.equal(r.stderr, specFile('unknown.err'));
     // no --flag=value form, no prefixes
     assert.equal((await run(SD_CLI, ['--steps=4'])).stderr, '[ERROR] common.cpp:325  - error: unknown argument: --steps=4\n');
   });
@@ -216,8 +215,7 @@ describe('sd-cli argument handling (real texts)', { concurrency: true }, () => {
       assert.equal(r.signal, 'SIGABRT', args.join(' '));
       assert.equal(r.stderr, err);
       assert.equal(r.stdout, '');
-      const s = spec && specFile(spec);
-      if (s) assert.equal(r.stderr, s);
+      if (spec) assert.equal(r.stderr, specFile(spec));
     }
     // stoi semantics: a numeric prefix is accepted
     const ok = await run(SD_CLI, ['--steps', '2abc', '-M', 'foo']);
@@ -243,8 +241,7 @@ describe('sd-cli argument handling (real texts)', { concurrency: true }, () => {
     assert.equal(n.stderr, '[ERROR] common.cpp:742  - error: the following arguments are required: model_path/diffusion_model\n');
     assert.equal(n.stdout, HELP);
     for (const [spec, r] of [['badsampler.err', s], ['badmode.err', m], ['vf.err', v], ['nomodel.err', n]]) {
-      const t = specFile(spec);
-      if (t !== null) assert.equal(r.stderr, t, spec);
+      assert.equal(r.stderr, specFile(spec), spec);
     }
   });
 
@@ -267,11 +264,9 @@ describe('sd-cli argument handling (real texts)', { concurrency: true }, () => {
     ].join('\n');
     assert.equal(r.stdout, out);
     assert.equal(r.stderr, "[ERROR] stable-diffusion.cpp:905  - get sd version from file failed: ''\n");
-    const so = specFile('flux2.out');
-    if (so !== null) assert.equal(r.stdout, so);
+    assert.equal(r.stdout, specFile('flux2.out'));
     const q = await run(SD_CLI, ['--diffusion-model', 'x.gguf', '--qwen2vl', 'y.gguf', '--qwen2vl_vision', 'v.gguf', '-p', 'test']);
-    const qo = specFile('qwen2vl.out');
-    if (qo !== null) assert.equal(q.stdout, qo);
+    assert.equal(q.stdout, specFile('qwen2vl.out'));
     assert.match(q.stdout, /loading llm vision from 'v\.gguf'/);
   });
 
@@ -302,12 +297,9 @@ describe('sd-cli generation', { concurrency: true }, () => {
     assert.equal(r.stderr, '');
     checkPng(out, 128, 128);
     assert.ok(r.stdout.includes(`[INFO ] main.cpp:490  - save result image 0 to '${out}' (success)\n[INFO ] main.cpp:562  - 1/1 images saved\n`));
-    const real = specFile('gen1.out');
-    if (real !== null) {
-      const a = shape(r.stdout, [[M.sdxs, 'MODEL'], [out, 'OUT']]);
-      const b = shape(real, [['/models/sdxs_zero.safetensors', 'MODEL'], ['/out/gen1.png', 'OUT']]);
-      assert.deepEqual(a, b);
-    }
+    const a = shape(r.stdout, [[M.sdxs, 'MODEL'], [out, 'OUT']]);
+    const b = shape(specFile('gen1.out'), [['/models/sdxs_zero.safetensors', 'MODEL'], ['/out/gen1.png', 'OUT']]);
+    assert.deepEqual(a, b);
     // metadata mode reads back the parameters chunk
     const meta = await run(SD_CLI, ['-M', 'metadata', '--image', out]);
     assert.equal(meta.code, 0);
@@ -437,8 +429,7 @@ describe('model detection and validation', { concurrency: true }, () => {
     const t = await run(SD_CLI, ['-m', M.sdxs, '--taesd', M.badTaesd, ...tail()]);
     assert.equal(t.code, 1);
     assert.equal(t.stderr, "[ERROR] model_manager.cpp:649  - VAE tensor 'tae.decoder.layers.0.weight' has wrong shape in model metadata: got [3, 3, 16, 64], expected [3, 3, 4, 64]\n[ERROR] stable-diffusion.cpp:1693 - model metadata validation failed\n");
-    const spec = specFile('badtae.err');
-    if (spec !== null) assert.equal(t.stderr, spec);
+    assert.equal(t.stderr, specFile('badtae.err'));
     assert.ok(t.stdout.includes(`[INFO ] stable-diffusion.cpp:799  - loading tae from '${M.badTaesd}'\n`));
     assert.ok(t.stdout.endsWith('[INFO ] stable-diffusion.cpp:1502 - using TAE for encoding / decoding\n[INFO ] main.cpp:910  - new_sd_ctx_t failed\n'));
 
@@ -562,8 +553,7 @@ describe('sd-server', { concurrency: true }, () => {
     const f = await run(SD_SERVER, ['--diffusion-model', 'x.gguf', '--llm', 'y.gguf']);
     assert.equal(f.code, 1);
     assert.equal(f.stderr, "[ERROR] stable-diffusion.cpp:905  - get sd version from file failed: ''\n[ERROR] main.cpp:92   - new_sd_ctx_t failed\n");
-    const spec = specFile('srvfail.out');
-    if (spec !== null) assert.equal(f.stdout, spec);
+    assert.equal(f.stdout, specFile('srvfail.out'));
     const o = await run(SD_SERVER, ['-m', M.sdxs, '-o', 'x.png']);
     assert.equal(o.code, 1);
     assert.equal(o.stderr, '[ERROR] common.cpp:325  - error: unknown argument: -o\n');
