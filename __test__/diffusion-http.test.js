@@ -93,6 +93,20 @@ describe('routes and JSON', () => {
     assert.equal(seen[seen.length - 1].json.status, 'complete');
   });
 
+  test('progress while polling a replayed real sd-server run never goes down', async () => {
+    h.replayRealRun();
+    await start();
+    const created = await post({ prompt: 'replayed', width: 64, height: 64 });
+    const seen = await h.pollUntil(port, created.json.id, h.terminal, { intervalMs: 5 });
+    const progress = seen.filter((r) => r.json.status === 'in_progress' && r.json.progress).map((r) => r.json.progress);
+    // the diffusion weights' loading pass (280 tensors) was seen, after the text encoder's
+    assert.ok(progress.some((p) => p.stage === 'loading' && p.totalSteps === 280), JSON.stringify(progress));
+    for (let i = 1; i < progress.length; i++) {
+      assert.ok(progress[i].percentage >= progress[i - 1].percentage, JSON.stringify(progress.map((p) => p.percentage)));
+    }
+    assert.equal(seen[seen.length - 1].json.status, 'complete');
+  });
+
   test('count 1-5: a batch with image counters and seeds seed+i', async () => {
     process.env.FAKE_SD_STEP_MS = '15';
     await start();

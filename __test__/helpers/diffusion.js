@@ -11,6 +11,24 @@ const path = require('node:path');
 const { tempRoot, writeRecord } = require('./storage.js');
 
 const FAKE_SD_DIR = path.join(__dirname, '..', 'fixtures', 'fake-sd');
+/** Real sd-server output (first job loads three weight sets) for FAKE_SD_REPLAY. */
+const REPLAY_CAPTURE = path.join(__dirname, '..', 'fixtures', 'sdcpp-output', 'srv.out');
+
+/**
+ * Makes the fake sd-servers spawned from now on replay REPLAY_CAPTURE with its real timing,
+ * each wait capped at 300 ms (the loading bars' real 110-155 ms gaps, longer than the 100 ms
+ * progress throttle, are kept); `false` turns it off.
+ */
+function replayRealRun(on = true) {
+  if (!on) {
+    delete process.env.FAKE_SD_REPLAY;
+    delete process.env.FAKE_SD_REPLAY_MAX_MS;
+    return;
+  }
+  fs.accessSync(REPLAY_CAPTURE);
+  process.env.FAKE_SD_REPLAY = REPLAY_CAPTURE;
+  process.env.FAKE_SD_REPLAY_MAX_MS = '300';
+}
 const modelFiles = require('../fixtures/fake-sd/lib/model-files.js');
 
 const GIB = 1024 ** 3;
@@ -218,6 +236,8 @@ function setup() {
 
 module.exports = {
   FAKE_SD_DIR,
+  REPLAY_CAPTURE,
+  replayRealRun,
   GIB,
   modelFiles,
   kleinRecord,
