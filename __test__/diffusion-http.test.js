@@ -31,7 +31,7 @@ after(async () => {
 afterEach(async () => {
   await server.stop();
   for (const k of Object.keys(process.env)) {
-    if (k.startsWith('FAKE_SD_') && k !== 'FAKE_SD_STEP_MS' && k !== 'FAKE_SD_LOG_ARGS') delete process.env[k];
+    if (k.startsWith('FAKE_SD_') && k !== 'FAKE_SD_STEP_MS' && k !== 'FAKE_SD_HEADER_ONLY' && k !== 'FAKE_SD_LOG_ARGS') delete process.env[k];
   }
   process.env.FAKE_SD_STEP_MS = '2';
   delete process.env.IMAGE_RESULT_TTL_MS;

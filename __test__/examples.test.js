@@ -49,6 +49,8 @@ function runExample(script, args, userData) {
         HF_ENDPOINT: srv.url,
         GENAI_ELECTRON_USER_DATA: userData,
         GENAI_ELECTRON_SD_BINARY_DIR: FAKE_SD,
+        // the served model files are headers only: the fake generates from them when told so
+        FAKE_SD_HEADER_ONLY: '1',
       },
     });
     let out = '';

@@ -28,6 +28,9 @@ const LOAD_RE = /\|([# ]{50})\| (\d+)\/(\d+) - ([0-9.]+)(B\/s|KB\/s|MB\/s|GB\/s)
 let tmp;
 let M; // model paths
 
+// The model set is headers only; the fake generates from such files only when told so.
+process.env.FAKE_SD_HEADER_ONLY = '1';
+
 function run(prog, args, opts = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(prog, args, {
@@ -306,6 +309,18 @@ describe('sd-cli generation', { concurrency: true }, () => {
     assert.match(meta.stdout, /^File: .*\nFormat: PNG\n\nChunk: tEXt\n {2}crc: \d+\n {2}critical: false\n {2}data:\n {4}keyword: parameters\n {4}text: a cat\nSteps: 3, CFG scale: 1\.000000/);
   });
 
+  test('a header-only file (no tensor data) fails when its weights load, as in the real loader', async () => {
+    const args = (m, out) => ['-m', m, '-p', 'x', '--steps', '1', '-W', '64', '-H', '64', '-o', path.join(tmp, out)];
+    const r = await run(SD_CLI, args(M.sdxs, 'h.png'), { env: { FAKE_SD_HEADER_ONLY: '' } });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`read tensor data failed: '${M.sdxs.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}'`));
+    assert.equal(fs.existsSync(path.join(tmp, 'h.png')), false);
+    const full = MF.writeSdxs(path.join(tmp, 'models', 'sdxs-data.safetensors'), { data: 'sparse' });
+    const ok = await run(SD_CLI, args(full, 'd.png'), { env: { FAKE_SD_HEADER_ONLY: '' } });
+    assert.equal(ok.code, 0, ok.stderr);
+    checkPng(path.join(tmp, 'd.png'), 64, 64);
+  });
+
   test('progress bars: carriage-return updates on stdout that parse', async () => {
     const r = await run(SD_CLI, ['-m', M.sdxs, '-p', 'x', '--steps', '5', '-W', '64', '-H', '64', '-o', path.join(tmp, 'p.png')]);
     assert.equal(r.code, 0);
@@ -524,7 +539,6 @@ describe('sd-server', { concurrency: true }, () => {
       assert.equal(bad.json.error, 'server_error');
       assert.match(bad.json.message, /^\[json\.exception\.parse_error\.101\]/);
       assert.equal((await request(s.port, 'POST', '/sdcpp/v1/img_gen', '{bad')).status, 400);
-      assert.equal((await request(s.port, 'POST', '/sdcpp/v1/img_gen', { prompt: 'x', batch_count: 9 })).status, 400);
       const nf = await request(s.port, 'GET', '/sdcpp/v1/jobs/job_nope_00000000');
       assert.equal(nf.status, 404);
       assert.deepEqual(nf.json, { error: 'job not found' });
@@ -539,6 +553,37 @@ describe('sd-server', { concurrency: true }, () => {
     }
     const ex = await s.exited;
     assert.equal(ex.signal, 'SIGTERM');
+  });
+
+  test('img_gen parses like the real route: wrong types and unknown names keep the defaults', async () => {
+    // SDGenerationParams::from_json_str ignores a field of the wrong JSON type and an unknown
+    // sampler or scheduler; validate() then refuses batch_count or sample_steps <= 0 (400) and
+    // sets no upper bound on batch_count.
+    const s = await startServer(['-m', M.sdxs, '-W', '64', '-H', '64', '--steps', '1', '-s', '42']);
+    try {
+      const cases = [
+        [{ prompt: 'x', batch_count: 0 }, 400],
+        [{ prompt: 'x', sample_params: { sample_steps: 0 } }, 400],
+        [{ prompt: 'x', sample_params: { guidance: { txt_cfg: -1 } } }, 400],
+        [{ prompt: 'x', batch_count: 9 }, 202],
+        [{ prompt: 'x', sample_params: { sample_method: 'nope', scheduler: 'nope' } }, 202],
+        [{ prompt: 'x', seed: 1.5, batch_count: '2', width: '128', sample_params: 'fast' }, 202],
+      ];
+      for (const [body, status] of cases) {
+        const r = await request(s.port, 'POST', '/sdcpp/v1/img_gen', body);
+        assert.equal(r.status, status, JSON.stringify(body));
+        if (status === 400) assert.deepEqual(r.json, { error: 'invalid generation parameters' });
+      }
+      const sub = await request(s.port, 'POST', '/sdcpp/v1/img_gen', { prompt: 'defaults', seed: 'abc', sample_params: { sample_method: 'nope' } });
+      const done = await pollJob(s.port, sub.json.id);
+      assert.equal(done.json.status, 'completed');
+      const png = Buffer.from(done.json.result.images[0].b64_json, 'base64').toString('latin1');
+      assert.match(png, /Seed: 42, Size: 64x64/);
+      assert.match(png, /Sampler: euler_a /);
+    } finally {
+      s.child.kill('SIGTERM');
+    }
+    await s.exited;
   });
 
   test('bind failure after `listening on:` exits 0 (srv3); model failure exits 1 (srvfail)', async () => {

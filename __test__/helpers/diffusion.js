@@ -122,7 +122,7 @@ function sdxlCheckpointRecord(root, { id = 'sdxl-base', size = 6_938_078_334 } =
   });
 }
 
-/** Writes a simulated machine (docs/system-info.md) and returns its path. */
+/** Writes a simulated machine (README, "Simulating a machine") and returns its path. */
 function machine(dir, vramGiB, { ramGiB = 32 } = {}) {
   const file = path.join(dir, `machine-${vramGiB === null ? 'nogpu' : `${vramGiB}gb`}-${ramGiB}gb-ram.json`);
   const gpu =
@@ -230,6 +230,9 @@ const terminal = (r) => r.status !== 200 || ['complete', 'error', 'cancelled'].i
 
 /** A fresh userData root with the fake programs as binaries (config.binaryPath). */
 function setup() {
+  // The model files of these tests are headers only (KBs for GBs of weights): the fake programs
+  // generate from them only when told so (the real ones cannot; test:real shows real runs).
+  process.env.FAKE_SD_HEADER_ONLY = '1';
   const root = tempRoot('genai-rs-diffusion-');
   return { root, binaryPath: FAKE_SD_DIR, tmp: fs.mkdtempSync(path.join(os.tmpdir(), 'genai-rs-dtmp-')) };
 }
