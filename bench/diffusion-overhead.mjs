@@ -2,7 +2,8 @@
 // What the diffusion server itself adds per image, measured with the fake sd-server
 // (__test__/fixtures/fake-sd): request-to-result time through generateImage() and through the
 // HTTP API, minus the time the same job takes when sent straight to an identical sd-server
-// (its own generation time plus its own HTTP). Prints figures; fails nobody.
+// (its own generation time plus its own HTTP). Prints figures and writes them, with the commit
+// measured, to bench/results-diffusion-overhead-<platform>-<arch>.md; fails nobody.
 //
 //   node bench/diffusion-overhead.mjs [--images 30] [--steps 4] [--step-ms 5]
 // Needs the addon built (node scripts/build.js). Talks to 127.0.0.1 only.
@@ -13,6 +14,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeResults } from './results.mjs';
 
 const require = createRequire(import.meta.url);
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -117,9 +119,17 @@ fs.rmSync(env.root, { recursive: true, force: true });
 const b = stats(baseline);
 const js = stats(viaJs);
 const ht = stats(viaHttp);
-console.log(`diffusion server overhead per image (fake sd-server, ${IMAGES} images, ${STEPS} steps of ${process.env.FAKE_SD_STEP_MS} ms, 64x64)`);
-console.log(`  sd-server alone (baseline)   mean ${fmt(b.mean)}  p50 ${fmt(b.p50)}  p90 ${fmt(b.p90)}`);
-console.log(`  generateImage()              mean ${fmt(js.mean)}  p50 ${fmt(js.p50)}  p90 ${fmt(js.p90)}`);
-console.log(`  HTTP POST + poll             mean ${fmt(ht.mean)}  p50 ${fmt(ht.p50)}  p90 ${fmt(ht.p90)}`);
-console.log(`  overhead generateImage()     ${fmt(js.p50 - b.p50)} (p50)  ${fmt(js.mean - b.mean)} (mean)`);
-console.log(`  overhead HTTP API            ${fmt(ht.p50 - b.p50)} (p50)  ${fmt(ht.mean - b.mean)} (mean)`);
+const row = (name, x) => `| ${name} | ${fmt(x.p50)} | ${fmt(x.mean)} | ${fmt(x.p90)} | ${x === b ? '-' : `${fmt(x.p50 - b.p50)} / ${fmt(x.mean - b.mean)}`} |`;
+const addon = fs.readdirSync(root).find((f) => f.endsWith('.node'));
+const report = [
+  `Fake sd-server of the tests, ${IMAGES} images per path after one warm-up, ${STEPS} steps of ${process.env.FAKE_SD_STEP_MS} ms, 64x64;`,
+  `addon \`${addon}\` (build it with \`npm run build\` for release figures).`,
+  '',
+  '| Path | p50 per image | mean | p90 | overhead over sd-server alone (p50 / mean) |',
+  '|---|---|---|---|---|',
+  row("sd-server's own job API (baseline)", b),
+  row('`generateImage()`', js),
+  row('HTTP `POST /v1/images/generations` + polling', ht),
+].join('\n');
+console.log(report);
+writeResults('diffusion-overhead', 'Diffusion server overhead per image', report);

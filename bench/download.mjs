@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { machine, writeResults } from './results.mjs';
 
 const require = createRequire(import.meta.url);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -147,7 +148,7 @@ async function main() {
   const work = fs.mkdtempSync(path.join(args.tmp || os.tmpdir(), 'genai-bench-'));
   const srv = await startHfServer();
   const report = [];
-  report.push(`# Download benchmark\n\nNode ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0].model}), ${os.platform()} ${os.release()}; runs per cell: ${RUNS} (best wall time shown).`);
+  report.push(`${machine()}; runs per cell: ${RUNS} (best wall time shown).`);
   try {
     const workloads = {};
     if (WORKLOADS.includes('big')) {
@@ -212,6 +213,7 @@ async function main() {
     if (!args.keep) fs.rmSync(work, { recursive: true, force: true });
   }
   process.stdout.write(`${report.join('\n')}\n`);
+  writeResults(null, 'Download benchmark', report.join('\n'));
 }
 
 main().catch((e) => {
