@@ -213,18 +213,16 @@ async function main() {
     diffusionRecord(userData, 'sdxl-split', {
       diffusion_model: X('unet.safetensors'), clip_l: X('clip_l.safetensors'), clip_g: X('clip_g.safetensors'), vae: X('vae.safetensors'),
     });
-    const logs = [];
-    const onLog = (e) => logs.push(typeof e === 'string' ? e : JSON.stringify(e));
-    server.on('binary-log', onLog);
     try {
       await start('sdxl-split');
       const r = await server.generateImage({ prompt: 'a fox', width: 64, height: 64, steps: 1, cfgScale: 1 });
       const size = pngSize(r.image);
       expect(size.width === 64 && size.height === 64, JSON.stringify(size));
+      const logs = await server.getLogs(5000);
+      expect(logs.some((l) => /-m \S*sdxl-hint\.safetensors/.test(l)), 'the hint file was not passed with -m');
       expect(logs.some((l) => l.includes('Version: SDXL')), 'sd.cpp did not report SDXL');
       return `${r.timeTaken} ms`;
     } finally {
-      server.off('binary-log', onLog);
       await server.stop();
     }
   });
