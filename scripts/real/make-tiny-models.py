@@ -146,20 +146,29 @@ def qwen3(hidden, layers=1, intermediate=None, vocab=151936):
 # ---------------------------------------------------------------- AutoencoderKL (LDM names)
 
 
-def _resnet(p, cin, cout):
+def _res(p, cin, cout, names, emb=0):
+    """A residual block: norm, 3x3 conv, (time embedding), norm, 3x3 conv, 1x1 shortcut when the
+    width changes. `names` = (norm1, conv1, norm2, conv2, shortcut) as the family spells them."""
+    n1, c1, n2, c2, sc = names
     t = [
-        vec(p + "norm1.weight", cin),
-        vec(p + "norm1.bias", cin),
-        mat(p + "conv1.weight", cout, cin, 3, 3),
-        vec(p + "conv1.bias", cout),
-        vec(p + "norm2.weight", cout),
-        vec(p + "norm2.bias", cout),
-        mat(p + "conv2.weight", cout, cout, 3, 3),
-        vec(p + "conv2.bias", cout),
+        vec(f"{p}{n1}.weight", cin),
+        vec(f"{p}{n1}.bias", cin),
+        mat(f"{p}{c1}.weight", cout, cin, 3, 3),
+        vec(f"{p}{c1}.bias", cout),
+        vec(f"{p}{n2}.weight", cout),
+        vec(f"{p}{n2}.bias", cout),
+        mat(f"{p}{c2}.weight", cout, cout, 3, 3),
+        vec(f"{p}{c2}.bias", cout),
     ]
+    if emb:
+        t += [mat(p + "emb_layers.1.weight", cout, emb), vec(p + "emb_layers.1.bias", cout)]
     if cin != cout:
-        t += [mat(p + "nin_shortcut.weight", cout, cin, 1, 1), vec(p + "nin_shortcut.bias", cout)]
+        t += [mat(f"{p}{sc}.weight", cout, cin, 1, 1), vec(f"{p}{sc}.bias", cout)]
     return t
+
+
+def _resnet(p, cin, cout):
+    return _res(p, cin, cout, ("norm1", "conv1", "norm2", "conv2", "nin_shortcut"))
 
 
 def _mid(p, c):
@@ -208,21 +217,7 @@ def vae(z, enc_ch=128, dec_ch=128, quant_convs=True, mult=(1, 2, 4, 4)):
 
 
 def _res_block(p, cin, cout, emb=1280):
-    t = [
-        vec(p + "in_layers.0.weight", cin),
-        vec(p + "in_layers.0.bias", cin),
-        mat(p + "in_layers.2.weight", cout, cin, 3, 3),
-        vec(p + "in_layers.2.bias", cout),
-        mat(p + "emb_layers.1.weight", cout, emb),
-        vec(p + "emb_layers.1.bias", cout),
-        vec(p + "out_layers.0.weight", cout),
-        vec(p + "out_layers.0.bias", cout),
-        mat(p + "out_layers.3.weight", cout, cout, 3, 3),
-        vec(p + "out_layers.3.bias", cout),
-    ]
-    if cin != cout:
-        t += [mat(p + "skip_connection.weight", cout, cin, 1, 1), vec(p + "skip_connection.bias", cout)]
-    return t
+    return _res(p, cin, cout, ("in_layers.0", "in_layers.2", "out_layers.0", "out_layers.3", "skip_connection"), emb)
 
 
 def _spatial_transformer(p, c, depth, context=2048):

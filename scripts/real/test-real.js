@@ -227,11 +227,12 @@ async function main() {
     }
   });
 
-  await check('a Flux 1 VAE given to Flux 2 Klein: ServerError naming the VAE', async () => {
-    diffusionRecord(userData, 'klein-wrong-vae', { diffusion_model: K('dit.safetensors'), llm: K('qwen3.safetensors'), vae: K('vae-flux1.safetensors') });
+  /** Starts `components` as a Klein record and generates once: returns the ServerError. */
+  const kleinFailure = async (id, components) => {
+    diffusionRecord(userData, id, { diffusion_model: K('dit.safetensors'), llm: K('qwen3.safetensors'), vae: K('vae.safetensors'), ...components });
     let err;
     try {
-      await start('klein-wrong-vae');
+      await start(id);
       await server.generateImage({ prompt: 'x', width: 64, height: 64, steps: 1 });
     } catch (e) {
       err = e;
@@ -239,22 +240,17 @@ async function main() {
       await server.stop();
     }
     expect(err instanceof addon.ServerError, `got ${err}`);
+    return err;
+  };
+
+  await check('a Flux 1 VAE given to Flux 2 Klein: ServerError naming the VAE', async () => {
+    const err = await kleinFailure('klein-wrong-vae', { vae: K('vae-flux1.safetensors') });
     expect(/VAE/.test(err.message) && /wrong shape|does not match/.test(err.message), err.message);
     return err.message.split('\n')[0].slice(0, 160);
   });
 
   await check('a text encoder of the wrong width for Klein: clear error, no silent exit', async () => {
-    diffusionRecord(userData, 'klein-wide-te', { diffusion_model: K('dit.safetensors'), llm: K('qwen3-wide.safetensors'), vae: K('vae.safetensors') });
-    let err;
-    try {
-      await start('klein-wide-te');
-      await server.generateImage({ prompt: 'x', width: 64, height: 64, steps: 1 });
-    } catch (e) {
-      err = e;
-    } finally {
-      await server.stop();
-    }
-    expect(err instanceof addon.ServerError, `got ${err}`);
+    const err = await kleinFailure('klein-wide-te', { llm: K('qwen3-wide.safetensors') });
     expect(/text context/.test(err.message) && /expects 192/.test(err.message), err.message);
     return err.message.split('\n')[0].slice(0, 160);
   });
