@@ -129,26 +129,30 @@ function main() {
   }
   // Rebuild the unmutated addon so the checkout is left as it was.
   run('node', ['scripts/build.js', '--debug']);
+  // Rows of mutations not run this time are kept from the previous file (each row names its commit).
+  const file = path.join(ROOT, 'bench', 'mutation-check.md');
+  const previous = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| line broken')) : [];
+  const cell = (r, prefix) => {
+    const l = (r.layers || []).find((x) => x.layer.startsWith(prefix));
+    if (!l) return null;
+    return l.caught ? `failed: ${l.failed.join('; ') || 'see log'}` : 'passed (missed)';
+  };
+  const fresh = new Map(rows.map(({ m, r }) => [m.name, `| ${m.name}: \`${m.from.trim()}\` -> \`${m.to.trim()}\` | ${m.file} | ${r.status} | ${cell(r, 'cargo') || r.note || '-'} | ${cell(r, 'node') || cell(r, 'debug') || r.note || '-'} | ${commit} |`]));
+  const table = MUTATIONS.map((m) => fresh.get(m.name) || previous.find((l) => l.startsWith(`| ${m.name}: `))).filter(Boolean);
   const md = [
     '# Mutation check',
     '',
-    `Written by \`node scripts/mutation-check.js\` at commit ${commit}. Each line below was broken alone;`,
-    '"caught" means at least one layer of `npm test` failed (cargo unit tests of the module, or the',
-    'node suites against a debug build); the layers are listed with the tests that failed.',
+    'Written by `node scripts/mutation-check.js [name ...]`. Each line below was broken alone; "caught" means',
+    'at least one layer of `npm test` failed (the cargo unit tests of the module, or the node suites',
+    'against a debug build of the mutated code); the cells name the tests that failed. "pending": the',
+    'code to break is not in the commit checked.',
     '',
-    '| line broken | file | result | cargo unit tests | node suites |',
-    '|---|---|---|---|---|',
-    ...rows.map(({ m, r }) => {
-      const cell = (prefix) => {
-        const l = (r.layers || []).find((x) => x.layer.startsWith(prefix));
-        if (!l) return r.note || '-';
-        return l.caught ? `failed: ${l.failed.join('; ') || 'see log'}` : 'passed (missed)';
-      };
-      return `| ${m.name}: \`${m.from.trim()}\` -> \`${m.to.trim()}\` | ${m.file} | ${r.status} | ${cell('cargo')} | ${cell('node') === '-' ? cell('debug') : cell('node')} |`;
-    }),
+    '| line broken | file | result | cargo unit tests | node suites | commit |',
+    '|---|---|---|---|---|---|',
+    ...table,
     '',
   ].join('\n');
-  if (!only.length) fs.writeFileSync(path.join(ROOT, 'bench', 'mutation-check.md'), md);
+  fs.writeFileSync(file, md);
   console.log(md);
   process.exit(rows.some(({ r }) => r.status === 'MISSED') ? 1 : 0);
 }
