@@ -556,14 +556,14 @@ describe('sd-server', { concurrency: true }, () => {
   });
 
   test('img_gen parses like the real route: wrong types and unknown names keep the defaults', async () => {
-    // SDGenerationParams::from_json_str ignores a field of the wrong JSON type and an unknown
-    // sampler or scheduler; validate() then refuses batch_count or sample_steps <= 0 (400) and
-    // sets no upper bound on batch_count.
+    // As the real sd-server answers (npm run test:real compares the two): a field of the wrong
+    // JSON type, an unknown sampler or scheduler, batch_count or sample_steps <= 0 are ignored
+    // (202, request defaults); a negative cfg scale is refused; batch_count has no upper bound.
     const s = await startServer(['-m', M.sdxs, '-W', '64', '-H', '64', '--steps', '1', '-s', '42']);
     try {
       const cases = [
-        [{ prompt: 'x', batch_count: 0 }, 400],
-        [{ prompt: 'x', sample_params: { sample_steps: 0 } }, 400],
+        [{ prompt: 'x', batch_count: 0 }, 202],
+        [{ prompt: 'x', sample_params: { sample_steps: 0 } }, 202],
         [{ prompt: 'x', sample_params: { guidance: { txt_cfg: -1 } } }, 400],
         [{ prompt: 'x', batch_count: 9 }, 202],
         [{ prompt: 'x', sample_params: { sample_method: 'nope', scheduler: 'nope' } }, 202],
@@ -574,10 +574,13 @@ describe('sd-server', { concurrency: true }, () => {
         assert.equal(r.status, status, JSON.stringify(body));
         if (status === 400) assert.deepEqual(r.json, { error: 'invalid generation parameters' });
       }
-      const sub = await request(s.port, 'POST', '/sdcpp/v1/img_gen', { prompt: 'defaults', seed: 'abc', sample_params: { sample_method: 'nope' } });
+      const sub = await request(s.port, 'POST', '/sdcpp/v1/img_gen',
+        { prompt: 'defaults', seed: 'abc', batch_count: 0, sample_params: { sample_method: 'nope', sample_steps: 0 } });
       const done = await pollJob(s.port, sub.json.id);
       assert.equal(done.json.status, 'completed');
+      assert.equal(done.json.result.images.length, 1);
       const png = Buffer.from(done.json.result.images[0].b64_json, 'base64').toString('latin1');
+      assert.match(png, /Steps: 1, /);
       assert.match(png, /Seed: 42, Size: 64x64/);
       assert.match(png, /Sampler: euler_a /);
     } finally {
