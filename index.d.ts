@@ -32,7 +32,6 @@ export interface ArtifactProvenance {
   licenseUrl?: string;
   lastCheckedOn?: string;
   note?: string;
-  [key: string]: unknown;
 }
 
 export interface ModelSource {
@@ -52,10 +51,11 @@ export interface GGUFMetadata {
   file_type?: number;
   block_count?: number;
   context_length?: number;
-  attention_head_count?: number;
+  /** Per-layer arrays (e.g. Gemma 3, gpt-oss) are kept as arrays. */
+  attention_head_count?: number | number[];
   attention_head_count_kv?: number | number[];
   attention_key_length?: number | number[];
-  attention_sliding_window?: number;
+  attention_sliding_window?: number | number[];
   embedding_length?: number;
   feed_forward_length?: number;
   attention_layer_norm_rms_epsilon?: number;
@@ -115,7 +115,8 @@ export interface ModelInfo {
   ggufMetadata?: GGUFMetadata;
   components?: DiffusionModelComponents;
   shards?: ShardInfo[];
-  [key: string]: unknown;
+  // Fields this library does not know are kept on disk when it rewrites a record, but are not
+  // typed: an index signature here would refuse genai-electron's own ModelInfo values.
 }
 
 /** The third argument of `onProgress`. */
@@ -249,8 +250,34 @@ export declare class StorageManager {
   getStorageUsed(type?: ModelType): Promise<number>;
 }
 
-/** Reads the GGUF header of a local file. @throws DownloadError */
-export declare function fetchLocalGGUFMetadata(filePath: string): Promise<GGUFMetadata>;
+/** One tensor of a GGUF file's tensor table (64-bit values as BigInt). */
+export interface GGUFTensorInfo {
+  name: string;
+  n_dims: number;
+  shape: bigint[];
+  /** ggml type id. */
+  dtype: number;
+  /** Offset in the tensor data section. */
+  offset: bigint;
+}
+
+/**
+ * A GGUF header as written: every metadata key (`general.architecture`, `llama.block_count`,
+ * `tokenizer.ggml.tokens`, ... plus `version`, `tensor_count`, `kv_count`), 64-bit integers as
+ * BigInt, and the tensor table. genai-electron 0.26's `fetchGGUFMetadata` result.
+ */
+export interface ParsedGGUFData {
+  metadata: Record<string, unknown>;
+  tensorInfos: GGUFTensorInfo[];
+}
+
+/** The raw header of a local GGUF file. @throws DownloadError */
+export declare function fetchLocalGGUFMetadata(filePath: string): Promise<ParsedGGUFData>;
+/**
+ * The processed `GGUFMetadata` (named fields and `raw`) of a local GGUF file, as model records
+ * hold it in `ggufMetadata`. @throws DownloadError
+ */
+export declare function fetchLocalGGUFModelMetadata(filePath: string): Promise<GGUFMetadata>;
 
 /** Storage paths under the resolved userData root (read lazily). */
 export declare const PATHS: {
@@ -260,6 +287,8 @@ export declare const PATHS: {
   readonly logs: string;
   readonly config: string;
   readonly temp: string;
+  /** `<userData>/loras` (created by `modelManager.initialize()`). */
+  readonly loras: string;
 };
 /** `<userData>/models/<type>/<filename>`. */
 export declare function getModelFilePath(type: ModelType, filename: string): string;
@@ -351,7 +380,7 @@ export interface SystemCapabilities {
   memory: MemoryInfo;
   gpu: GPUInfo;
   /** `process.platform`. */
-  platform: string;
+  platform: NodeJS.Platform;
   recommendations: SystemRecommendations;
   /** ISO timestamp of the detection. */
   detectedAt: string;
@@ -366,6 +395,17 @@ export interface CanRunModelOptions {
   gpuLayers?: number;
   /** Defaults to `ggufMetadata.block_count`, else an estimate from the size. */
   totalLayers?: number;
+  /** With `gpuLayers`: check this resolved placement (weights and KV cache on GPU and CPU). */
+  contextSize?: number;
+  /** KV cache element types of the resolved placement (default f16). */
+  cacheTypeK?: KVCacheType;
+  cacheTypeV?: KVCacheType;
+  /** All MoE expert weights stay in RAM (llama.cpp `--cpu-moe`). */
+  cpuMoe?: boolean;
+  /** The experts of this many layers stay in RAM (`--n-cpu-moe`). */
+  nCpuMoe?: number;
+  /** llama.cpp `--override-tensor`; `'exps=CPU'` counts as `cpuMoe`. */
+  overrideTensors?: string;
 }
 
 export interface CanRunModelResult {
@@ -376,10 +416,14 @@ export interface CanRunModelResult {
   simulated?: true;
 }
 
-export interface GPUInfoOptions {
+export interface TelemetryCommandOptions {
+  /** Aborts the call: it rejects with `signal.reason`. */
+  signal?: AbortSignal;
   /** Deadline for each probe command in ms (default 10000). */
   timeoutMs?: number;
 }
+export type GPUInfoOptions = TelemetryCommandOptions;
+export type MemoryTelemetryRefreshStatus = 'refreshed' | 'not-required' | 'failed';
 
 export declare class SystemInfo {
   static getInstance(): SystemInfo;
@@ -392,13 +436,21 @@ export declare class SystemInfo {
   /** Live RAM reading (uncached). @throws FileSystemError as `detect` */
   getMemoryInfo(): MemoryInfo;
   /** Live GPU reading (uncached); never throws for a missing GPU or tool. @throws FileSystemError as `detect` */
-  getGPUInfo(options?: GPUInfoOptions): Promise<GPUInfo>;
+  getGPUInfo(options?: TelemetryCommandOptions): Promise<GPUInfo>;
   /**
-   * Whether the model fits in RAM: `size × 1.2` (CPU share only with `gpuLayers`) against total
-   * or available RAM; over 8 GiB without GPU is possible with an advisory `reason`.
-   * @throws TypeError for a record without a numeric `size`
+   * Whether the model fits, by genai-electron 0.26's rules: `(size − MoE experts) × 1.2` plus a
+   * 4096-token KV cache (GGUF records) against total or available RAM (CPU share only with
+   * `gpuLayers`); expert weights over 60 % of total RAM are refused; with `contextSize` and
+   * `gpuLayers` the resolved placement is checked against free VRAM and RAM. Over 8 GiB without
+   * GPU is possible with an advisory `reason`.
+   * @throws TypeError for a record without a numeric `size` or an unknown cache type
    */
   canRunModel(modelInfo: Pick<ModelInfo, 'size'> & Partial<ModelInfo>, options?: CanRunModelOptions): Promise<CanRunModelResult>;
+  /**
+   * genai-electron refreshes Windows' available-memory figure here; this library reads available
+   * memory from the OS on every call, so this always resolves `'not-required'`.
+   */
+  refreshMemoryTelemetry(options?: TelemetryCommandOptions): Promise<MemoryTelemetryRefreshStatus>;
   /** Forgets the cached `detect()` result. */
   clearCache(): void;
 }
@@ -611,6 +663,51 @@ export declare const diffusionServer: DiffusionServerManager;
 export declare const DEFAULT_PORTS: Readonly<{ llama: 8080; diffusion: 8081 }>;
 export declare const DIFFUSION_COMPONENT_FLAGS: Readonly<Record<DiffusionComponentRole, string>>;
 export declare const DIFFUSION_COMPONENT_ORDER: readonly DiffusionComponentRole[];
+export declare const DEFAULT_TIMEOUTS: {
+  readonly download: 300000;
+  readonly serverStart: 120000;
+  readonly serverStop: 10000;
+  readonly healthCheck: 5000;
+};
+export declare const DIFFUSION_VRAM_THRESHOLDS: {
+  readonly clipOnCpuHeadroomBytes: number;
+  readonly vaeOnCpuHeadroomBytes: number;
+  readonly modelOverheadMultiplier: 1.2;
+};
+export declare const DIFFUSION_BACKEND_DEFAULTS: {
+  readonly idleTimeoutMs: 300000;
+  readonly jobPollIntervalMs: 200;
+  readonly jobRequestTimeoutMs: 10000;
+  readonly readyTimeoutMs: 120000;
+  readonly stopTimeoutMs: 10000;
+  readonly maxTransientPollFailures: 3;
+  readonly jobActivityTimeoutMs: 600000;
+};
+export declare const DIFFUSION_CALIBRATION_DEFAULTS: {
+  readonly combos: readonly {
+    readonly label?: string;
+    readonly clipOnCpu?: boolean;
+    readonly vaeOnCpu?: boolean;
+    readonly offloadToCpu?: boolean;
+    readonly diffusionFlashAttention?: boolean;
+  }[];
+  readonly samples: number;
+  readonly seed: number;
+  readonly prompt: string;
+  readonly tieTolerancePct: number;
+  readonly sd35LargePattern: RegExp;
+  readonly oomPatterns: readonly RegExp[];
+  readonly policyVersion: 'diffusion-offload-v2';
+  readonly usageMode: 'single';
+};
+/** llama.cpp KV cache element types. */
+export type KVCacheType = 'f16' | 'bf16' | 'q8_0' | 'q5_0' | 'q5_1' | 'q4_0' | 'q4_1' | 'iq4_nl';
+/** Bytes per KV cache element of each type. */
+export declare const KV_CACHE_BYTES_PER_ELEMENT: Readonly<Record<KVCacheType, number>>;
+/** `[upper bound, step]` pairs `floorContextToGranularity` rounds context sizes with. */
+export declare const CONTEXT_GRANULARITY_LADDER: readonly (readonly [number, number])[];
+/** Lower-case file-name substrings of reasoning models. */
+export declare const REASONING_MODEL_PATTERNS: readonly string[];
 
 // ---------------------------------------------------------------------------------------------
 // Errors (contract section 5)
@@ -618,7 +715,46 @@ export declare const DIFFUSION_COMPONENT_ORDER: readonly DiffusionComponentRole[
 export declare class GenaiElectronError extends Error {
   constructor(message: string, code: string, details?: unknown);
   readonly code: string;
-  details?: unknown;
+  /** Always an own property; undefined when the error has no details. */
+  readonly details?: unknown;
+}
+export type ContextConstraintStage = 'validation' | 'sizing' | 'runtime';
+export type ContextConstraintReason =
+  | 'invalid-minimum'
+  | 'invalid-preferred'
+  | 'invalid-maximum'
+  | 'exact-range-conflict'
+  | 'minimum-exceeds-preferred'
+  | 'preferred-exceeds-maximum'
+  | 'minimum-exceeds-maximum'
+  | 'unsafe-total-capacity'
+  | 'minimum-exceeds-native'
+  | 'model-context-unknown'
+  | 'fit-range-conflict'
+  | 'precomputed-context-out-of-range'
+  | 'runtime-capacity-unavailable'
+  | 'runtime-slots-mismatch'
+  | 'runtime-below-minimum'
+  | 'runtime-above-maximum';
+export interface ContextConstraintDetails {
+  reason: ContextConstraintReason;
+  stage: ContextConstraintStage;
+  contextSize?: number;
+  minimumContextSize?: number;
+  preferredContextSize?: number;
+  maximumContextSize?: number;
+  configuredContextSize?: number;
+  effectiveContextSize?: number;
+  nativeContextSize?: number;
+  parallelRequests?: number;
+  effectiveParallelRequests?: number;
+  suggestion?: string;
+  cause?: string;
+}
+/** An LLM context policy that cannot be met. Code `CONTEXT_CONSTRAINT_ERROR`. */
+export declare class ContextConstraintError extends GenaiElectronError {
+  constructor(message: string, details: ContextConstraintDetails);
+  readonly details: ContextConstraintDetails;
 }
 export declare class ModelNotFoundError extends GenaiElectronError {
   constructor(modelId: string);
@@ -626,11 +762,48 @@ export declare class ModelNotFoundError extends GenaiElectronError {
 export declare class DownloadError extends GenaiElectronError {
   constructor(message: string, details?: unknown);
 }
+export interface InsufficientResourcesDetails {
+  required: string;
+  available: string;
+  suggestion?: string;
+  minimumContextSize?: number;
+  preferredContextSize?: number;
+  maximumContextSize?: number;
+  configuredContextSize?: number;
+  maxFeasibleContextSize?: number;
+  parallelRequests?: number;
+}
 export declare class InsufficientResourcesError extends GenaiElectronError {
-  constructor(message: string, details?: { required?: unknown; available?: unknown; suggestion?: string; [k: string]: unknown });
+  constructor(
+    message: string,
+    details?: InsufficientResourcesDetails | { required?: unknown; available?: unknown; suggestion?: string; [k: string]: unknown },
+  );
+  /**
+   * `required`/`available` are texts for a model that does not fit in memory, byte counts for a
+   * download that does not fit on disk, and absent when the disk filled up during a transfer.
+   */
+  readonly details: {
+    required?: string | number;
+    available?: string | number;
+    suggestion?: string;
+    [k: string]: unknown;
+  };
 }
 export declare class ServerError extends GenaiElectronError {
   constructor(message: string, details?: unknown);
+}
+export type LlamaCalibrationResourceStabilityCode = 'CALIBRATION_RESOURCE_DRIFT' | 'CALIBRATION_RESOURCE_STABILITY_UNVERIFIED';
+export interface LlamaCalibrationResourceStabilityDetailsCommon {
+  /** The calibration report up to the failure (its type lands with LLM calibration). */
+  partialReport: unknown;
+  suggestion: string;
+}
+export type LlamaCalibrationResourceStabilityDetails = LlamaCalibrationResourceStabilityDetailsCommon &
+  ({ code: 'CALIBRATION_RESOURCE_DRIFT' } | { code: 'CALIBRATION_RESOURCE_STABILITY_UNVERIFIED' });
+/** LLM calibration stopped because free RAM/VRAM moved. Code `SERVER_ERROR`; `details.code` says why. */
+export declare class LlamaCalibrationResourceStabilityError extends ServerError {
+  constructor(message: string, details: LlamaCalibrationResourceStabilityDetails);
+  readonly details: LlamaCalibrationResourceStabilityDetails;
 }
 export declare class PortInUseError extends GenaiElectronError {
   constructor(port: number);
@@ -644,3 +817,122 @@ export declare class ChecksumError extends GenaiElectronError {
 export declare class BinaryError extends GenaiElectronError {
   constructor(message: string, details?: unknown);
 }
+
+// ---------------------------------------------------------------------------------------------
+// genai-electron 0.26 root helpers (docs/migration.md)
+
+/** `formatErrorForUI` result: what to show a user for an error. */
+export interface UIErrorFormat {
+  code: string;
+  title: string;
+  message: string;
+  remediation?: string;
+}
+/** A title, message and remediation for any thrown value (genai-electron 0.26's texts). */
+export declare function formatErrorForUI(error: unknown): UIErrorFormat;
+
+/** What `attachAppLifecycle` needs of an Electron `app`. */
+export interface LifecycleApp {
+  on(event: 'before-quit', listener: (event: { preventDefault(): void }) => void): unknown;
+  exit(exitCode?: number): void;
+}
+/** What `attachAppLifecycle` needs of a server manager. */
+export interface LifecycleServer {
+  getStatus(): string;
+  stop(): Promise<void>;
+  /** Called with `{ reason: 'shutdown' }` before `stop()` where the manager has it. */
+  releaseBackend?(options: { reason: 'shutdown' }): Promise<unknown>;
+}
+export interface ServerManagers {
+  llamaServer?: LifecycleServer;
+  diffusionServer?: LifecycleServer;
+}
+/**
+ * On Electron's `before-quit`: holds the quit, stops the LLM server if running, releases the
+ * diffusion backend, stops the diffusion server if running, then `app.exit(0)`.
+ */
+export declare function attachAppLifecycle(app: LifecycleApp, managers: ServerManagers): void;
+
+/** `<userData>/binaries/<type>/<binaryName>` (`.exe` appended on Windows). */
+export declare function getBinaryPath(type: 'llama' | 'diffusion', binaryName: string): string;
+
+export interface HealthCheckResponse {
+  status: HealthStatus;
+  [key: string]: unknown;
+}
+/** `GET /health` within `timeout` ms (default 5000); `{ status: 'unknown' }` when nothing answers. */
+export declare function checkHealth(port: number, timeout?: number, host?: string, signal?: AbortSignal): Promise<HealthCheckResponse>;
+/** Polls `/health` with backoff until `ok`. @throws ServerError after `timeout` ms (default 120000) */
+export declare function waitForHealthy(
+  port: number,
+  timeout?: number,
+  initialDelay?: number,
+  maxDelay?: number,
+  host?: string,
+  signal?: AbortSignal,
+): Promise<void>;
+export declare function isServerResponding(port: number, timeout?: number, host?: string): Promise<boolean>;
+/** `'::'` -> `'::1'`; `''`, `'0.0.0.0'` or none -> `'127.0.0.1'`. */
+export declare function normalizeHealthHost(host?: string): string;
+export declare function findFreePort(host?: string): Promise<number>;
+export declare function isPortBindable(port: number, host?: string): Promise<boolean>;
+
+export declare function getCPUInfo(): CPUInfo;
+/** Threads for llama.cpp on `cpuCores` cores (default: this machine's). */
+export declare function getRecommendedThreads(cpuCores?: number): number;
+export declare function getMemoryInfo(): MemoryInfo;
+export declare function detectGPU(options?: TelemetryCommandOptions): Promise<GPUInfo>;
+/** Total VRAM in bytes (Apple: 70 % of RAM), or null when unknown. */
+export declare function estimateVRAM(gpu: GPUInfo, options?: TelemetryCommandOptions): Promise<number | null>;
+/** KV cache bytes per token for the model (genai-electron's metadata fallbacks). @throws TypeError for an unknown cache type */
+export declare function estimateKVBytesPerToken(modelInfo: ModelInfo, cacheTypeK?: KVCacheType, cacheTypeV?: KVCacheType): number;
+export declare function floorContextToGranularity(tokens: number): number;
+
+export declare function getHuggingFaceURL(repo: string, file: string, revision?: string): string;
+export declare function parseHuggingFaceURL(url: string): { repo: string; revision: string; file: string } | null;
+/** Lower-case hex SHA-256 of a file (hashed natively, streamed). @throws FileSystemError */
+export declare function calculateSHA256(filePath: string): Promise<string>;
+/** Whether the file's SHA-256 equals `expectedChecksum` (hex, `sha256:` prefix allowed). @throws FileSystemError */
+export declare function verifyChecksum(filePath: string, expectedChecksum: string): Promise<boolean>;
+/** `gen_<ms>_<random>`. */
+export declare function generateId(): string;
+/** The raw header of a remote GGUF file, read with HTTP Range requests. @throws DownloadError */
+export declare function fetchGGUFMetadata(url: string): Promise<ParsedGGUFData>;
+/** `metadata['<general.architecture>.<fieldPath>']`. */
+export declare function getArchField(metadata: Record<string, unknown>, fieldPath: string): unknown;
+export declare function detectReasoningSupport(filename: string): boolean;
+
+export type PlatformKey = 'darwin-arm64' | 'darwin-x64' | 'win32-x64' | 'linux-x64';
+export declare function getPlatform(): NodeJS.Platform;
+export declare function getArchitecture(): string;
+/** @throws Error on a platform genai-electron ships no binaries for */
+export declare function getPlatformKey(): PlatformKey;
+export declare function isMac(): boolean;
+export declare function isWindows(): boolean;
+export declare function isLinux(): boolean;
+export declare function isAppleSilicon(): boolean;
+
+/** File helpers; I/O runs natively off the JS thread. Each failure is a FileSystemError. */
+export declare function ensureDirectory(dirPath: string): Promise<void>;
+export declare function fileExists(filePath: string): Promise<boolean>;
+export declare function getFileSize(filePath: string): Promise<number>;
+export declare function deleteFile(filePath: string): Promise<void>;
+export declare function moveFile(fromPath: string, toPath: string): Promise<void>;
+export declare function calculateChecksum(filePath: string): Promise<string>;
+/** `1536` -> `'1.5 KB'`. */
+export declare function formatBytes(bytes: number, decimals?: number): string;
+export declare function sanitizeFilename(filename: string): string;
+
+/** Declared by genai-electron 0.26 and used by none of its APIs. */
+export interface DownloadProgress {
+  downloaded: number;
+  total: number;
+  percentage: number;
+  speed: number;
+  estimatedTimeRemaining?: number;
+}
+
+export type Optional<T> = { [K in keyof T]?: T[K] };
+export type RequiredKeys<T> = { [K in keyof T]-?: {} extends Pick<T, K> ? never : K }[keyof T];
+export type OptionalKeys<T> = { [K in keyof T]-?: {} extends Pick<T, K> ? K : never }[keyof T];
+export type JSONValue = string | number | boolean | null | JSONValue[] | { [key: string]: JSONValue };

@@ -20,9 +20,9 @@ function ggufRecord(content, extra = {}) {
   return rec;
 }
 
-test('fetchLocalGGUFMetadata reads the contract fields and raw', async () => {
+test('fetchLocalGGUFModelMetadata reads the contract fields and raw', async () => {
   const p = writeFile(path.join(root, 'x.gguf'), llamaGguf());
-  const m = await g.fetchLocalGGUFMetadata(p);
+  const m = await g.fetchLocalGGUFModelMetadata(p);
   assert.equal(m.version, 3);
   assert.equal(m.tensor_count, 1);
   assert.equal(m.kv_count, 11);
@@ -51,7 +51,7 @@ test('every value type, v2 files, and 64-bit values as numbers', async () => {
       ['test.block_count', 'u64', 61],
     ],
   });
-  const m = await g.fetchLocalGGUFMetadata(writeFile(path.join(root, 'v2.gguf'), buf));
+  const m = await g.fetchLocalGGUFModelMetadata(writeFile(path.join(root, 'v2.gguf'), buf));
   assert.equal(m.version, 2);
   assert.deepEqual(
     [m.raw['a.u8'], m.raw['a.i8'], m.raw['a.u16'], m.raw['a.i16'], m.raw['a.u32'], m.raw['a.i32'], m.raw['a.f32'], m.raw['a.bool'], m.raw['a.u64'], m.raw['a.i64'], m.raw['a.f64']],
@@ -74,9 +74,9 @@ test('truncated, garbage and hostile files give a DownloadError, never a crash',
   cases['hostile.gguf'] = hostile;
   for (const [name, bytes] of Object.entries(cases)) {
     const p = writeFile(path.join(root, name), bytes);
-    await assert.rejects(g.fetchLocalGGUFMetadata(p), (e) => e instanceof g.DownloadError && /GGUF/.test(e.message), name);
+    await assert.rejects(g.fetchLocalGGUFModelMetadata(p), (e) => e instanceof g.DownloadError && /GGUF/.test(e.message), name);
   }
-  await assert.rejects(g.fetchLocalGGUFMetadata(path.join(root, 'missing.gguf')), g.DownloadError);
+  await assert.rejects(g.fetchLocalGGUFModelMetadata(path.join(root, 'missing.gguf')), g.DownloadError);
 });
 
 test('updateModelMetadata local-only stores the header and keeps unknown fields', async () => {

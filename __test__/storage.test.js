@@ -57,7 +57,7 @@ function shardedRecord() {
 describe('listing and getting', () => {
   test('initialize creates the layout', async () => {
     await g.modelManager.initialize();
-    for (const d of ['models/llm', 'models/diffusion', 'binaries/llama', 'binaries/diffusion', 'logs', 'config', 'temp']) {
+    for (const d of ['models/llm', 'models/diffusion', 'binaries/llama', 'binaries/diffusion', 'logs', 'config', 'temp', 'loras']) {
       assert.ok(fs.statSync(path.join(root, d)).isDirectory(), d);
     }
   });

@@ -9,9 +9,17 @@ const MARKER = '__GENAI_ELECTRON_ERROR__';
 class GenaiElectronError extends Error {
   constructor(message, code, details) {
     super(message);
-    this.name = new.target.name;
-    Object.defineProperty(this, 'code', { value: code, enumerable: true });
-    if (details !== undefined) this.details = details;
+    this.name = 'GenaiElectronError';
+    this.code = code;
+    // Always an own property (undefined when not given), as in genai-electron.
+    this.details = details;
+  }
+}
+
+class ContextConstraintError extends GenaiElectronError {
+  constructor(message, details) {
+    super(`Context constraint error: ${message}`, 'CONTEXT_CONSTRAINT_ERROR', details);
+    this.name = 'ContextConstraintError';
   }
 }
 
@@ -19,26 +27,38 @@ class ModelNotFoundError extends GenaiElectronError {
   constructor(modelId) {
     super(`Model not found: ${modelId}`, 'MODEL_NOT_FOUND', {
       modelId,
-      suggestion: 'Check the model id with modelManager.listModels(), or download the model first.',
+      suggestion: 'Use modelManager.listModels() to see available models',
     });
+    this.name = 'ModelNotFoundError';
   }
 }
 
 class DownloadError extends GenaiElectronError {
   constructor(message, details) {
     super(`Download failed: ${message}`, 'DOWNLOAD_FAILED', details);
+    this.name = 'DownloadError';
   }
 }
 
 class InsufficientResourcesError extends GenaiElectronError {
   constructor(message, details) {
     super(message, 'INSUFFICIENT_RESOURCES', details);
+    this.name = 'InsufficientResourcesError';
   }
 }
 
 class ServerError extends GenaiElectronError {
   constructor(message, details) {
     super(`Server error: ${message}`, 'SERVER_ERROR', details);
+    this.name = 'ServerError';
+  }
+}
+
+/** A calibration stopped because the machine's free RAM/VRAM moved (`details.code`). */
+class LlamaCalibrationResourceStabilityError extends ServerError {
+  constructor(message, details) {
+    super(message, details);
+    this.name = 'LlamaCalibrationResourceStabilityError';
   }
 }
 
@@ -46,35 +66,45 @@ class PortInUseError extends GenaiElectronError {
   constructor(port) {
     super(`Port ${port} is already in use`, 'PORT_IN_USE', {
       port,
-      suggestion: `Stop the program using port ${port}, or start with another port (or port: 'auto').`,
+      suggestion: `Choose a different port or stop the process using port ${port}`,
     });
+    this.name = 'PortInUseError';
   }
 }
 
 class FileSystemError extends GenaiElectronError {
   constructor(message, details) {
     super(`File system error: ${message}`, 'FILE_SYSTEM_ERROR', details);
+    this.name = 'FileSystemError';
   }
 }
 
+/**
+ * Unlike genai-electron, a suggestion given by the caller is kept (the integrity check says
+ * "delete and download again", which fits a file that changed on disk better).
+ */
 class ChecksumError extends GenaiElectronError {
   constructor(message, details) {
     const d = { ...(details || {}) };
-    if (d.suggestion === undefined) d.suggestion = 'The file is corrupted or was modified. Delete the model and download it again.';
+    if (d.suggestion === undefined) d.suggestion = 'The downloaded file may be corrupted. Try downloading again.';
     super(`Checksum verification failed: ${message}`, 'CHECKSUM_ERROR', d);
+    this.name = 'ChecksumError';
   }
 }
 
 class BinaryError extends GenaiElectronError {
   constructor(message, details) {
     super(`Binary error: ${message}`, 'BINARY_ERROR', details);
+    this.name = 'BinaryError';
   }
 }
 
 const CLASSES = {
+  ContextConstraintError,
   DownloadError,
   InsufficientResourcesError,
   ServerError,
+  LlamaCalibrationResourceStabilityError,
   FileSystemError,
   ChecksumError,
   BinaryError,
@@ -122,10 +152,12 @@ function nativeSync(fn) {
 
 module.exports = {
   GenaiElectronError,
+  ContextConstraintError,
   ModelNotFoundError,
   DownloadError,
   InsufficientResourcesError,
   ServerError,
+  LlamaCalibrationResourceStabilityError,
   PortInUseError,
   FileSystemError,
   ChecksumError,

@@ -34,6 +34,9 @@ const PATHS = Object.freeze({
   get temp() {
     return path.join(getUserDataPath(), 'temp');
   },
+  get loras() {
+    return path.join(getUserDataPath(), 'loras');
+  },
 });
 
 /** `<userData>/models/<type>/<filename>` (single-file models). */
@@ -48,4 +51,12 @@ function getModelDirectory(type, modelId) {
   return path.join(PATHS.models[type], modelId);
 }
 
-module.exports = { PATHS, getModelFilePath, getModelDirectory };
+/** `<userData>/binaries/<type>/<binaryName>` (`.exe` appended on Windows). */
+function getBinaryPath(type, binaryName) {
+  if (type !== 'llama' && type !== 'diffusion') {
+    throw new TypeError(`Invalid binary type: ${JSON.stringify(type)} (expected "llama" or "diffusion")`);
+  }
+  return path.join(PATHS.binaries[type], process.platform === 'win32' ? `${binaryName}.exe` : binaryName);
+}
+
+module.exports = { PATHS, getModelFilePath, getModelDirectory, getBinaryPath };

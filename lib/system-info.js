@@ -33,6 +33,27 @@ function probeOptions(extra) {
   return options;
 }
 
+/** GGUF keys (of `raw`, after `<architecture>.`) that the KV and MoE sizing read. */
+const RAW_ARCH_FIELDS = ['attention.head_count_kv', 'attention.key_length', 'expert_count', 'expert_feed_forward_length'];
+const GGUF_FIELDS = [
+  'architecture',
+  'block_count',
+  'attention_head_count',
+  'attention_head_count_kv',
+  'attention_key_length',
+  'embedding_length',
+  'expert_count',
+  'expert_feed_forward_length',
+  'expert_weights_bytes',
+];
+
+/** A BigInt (as a raw GGUF parse holds) as a number; anything else unchanged. */
+function plain(value) {
+  if (typeof value === 'bigint') return Number(value);
+  if (Array.isArray(value)) return value.map(plain);
+  return value;
+}
+
 /**
  * The fields of a ModelInfo that `canRunModel` reads. Records can carry the whole GGUF header
  * (`ggufMetadata.raw`, tokenizer arrays included), which need not cross into native code.
@@ -49,12 +70,40 @@ function sizingFields(modelInfo) {
     return undefined;
   };
   const gguf = modelInfo.ggufMetadata;
+  let ggufMetadata;
+  if (gguf && typeof gguf === 'object') {
+    ggufMetadata = {};
+    for (const f of GGUF_FIELDS) if (gguf[f] !== undefined) ggufMetadata[f] = plain(gguf[f]);
+    const raw = gguf.raw && typeof gguf.raw === 'object' ? gguf.raw : undefined;
+    if (raw) {
+      const arch = gguf.architecture;
+      const keys = ['general.parameter_count', ...(arch ? RAW_ARCH_FIELDS.map((f) => `${arch}.${f}`) : [])];
+      ggufMetadata.raw = Object.fromEntries(keys.filter((k) => raw[k] !== undefined).map((k) => [k, plain(raw[k])]));
+    }
+  }
   return {
-    size: modelInfo.size,
+    size: plain(modelInfo.size),
     components: sizes(modelInfo.components),
     shards: sizes(modelInfo.shards),
-    ggufMetadata: gguf && typeof gguf === 'object' ? { block_count: gguf.block_count } : undefined,
+    ggufMetadata,
   };
+}
+
+/** Rejects with `signal.reason` when `signal` aborts before `promise` settles. */
+function abortable(promise, signal) {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+function checkSignal(options) {
+  const signal = options && options.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
+  return signal;
 }
 
 class SystemInfo {
@@ -74,17 +123,39 @@ class SystemInfo {
     return nativeSync(() => binding.systemMemoryInfo(probeOptions()));
   }
 
-  /** Live GPU reading (never cached); `options.timeoutMs` bounds each probe command. */
+  /**
+   * Live GPU reading (never cached); `options.timeoutMs` bounds each probe command and
+   * `options.signal` rejects the call with its reason (a probe already running finishes within
+   * its timeout in the background; its result is dropped).
+   */
   async getGPUInfo(options) {
     if (options !== undefined && (options === null || typeof options !== 'object')) {
       throw new TypeError('getGPUInfo() options must be an object');
     }
-    return native(binding.systemGpuInfo(probeOptions(options)));
+    const signal = checkSignal(options);
+    signal?.throwIfAborted();
+    return abortable(native(binding.systemGpuInfo(probeOptions(options))), signal);
   }
 
-  /** Whether `modelInfo` fits this machine's RAM (see the contract's v0.5 rules). */
+  /**
+   * Whether `modelInfo` fits this machine, by genai-electron 0.26's rules: the KV-cache floor,
+   * MoE expert weights, and the resolved placement when `contextSize` and `gpuLayers` are given.
+   */
   async canRunModel(modelInfo, options) {
     return native(binding.systemCanRunModel(sizingFields(modelInfo), options, probeOptions()));
+  }
+
+  /**
+   * genai-electron refreshes Windows' available-memory figure here (PowerShell). This library
+   * reads available memory from the OS on every call, on every platform, so there is nothing
+   * to refresh: always `'not-required'`.
+   */
+  async refreshMemoryTelemetry(options) {
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw new TypeError('refreshMemoryTelemetry() options must be an object');
+    }
+    checkSignal(options);
+    return 'not-required';
   }
 
   /** Forgets the cached `detect()` result. */
@@ -93,4 +164,4 @@ class SystemInfo {
   }
 }
 
-module.exports = { SystemInfo, probeOptions, SIMULATE_ENV, NVML_ENV };
+module.exports = { SystemInfo, probeOptions, sizingFields, SIMULATE_ENV, NVML_ENV };

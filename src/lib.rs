@@ -5,6 +5,7 @@ pub mod debug;
 pub mod diffusion;
 pub mod download;
 pub mod error;
+pub mod files;
 pub mod gguf;
 pub mod http;
 pub mod storage;

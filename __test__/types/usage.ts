@@ -14,7 +14,7 @@ import {
   DEFAULT_PORTS,
   PATHS,
   getModelDirectory,
-  fetchLocalGGUFMetadata,
+  fetchLocalGGUFModelMetadata,
   StorageManager,
 } from '../../index';
 import type {
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   void port;
   const ok: boolean = await modelManager.verifyModel(info.id);
   void ok;
-  const meta: GGUFMetadata = await fetchLocalGGUFMetadata(info.path);
+  const meta: GGUFMetadata = await fetchLocalGGUFModelMetadata(info.path);
   void meta.block_count;
   modelManager.cancelDownload();
   const busy: boolean = modelManager.isDownloading();

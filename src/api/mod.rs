@@ -5,5 +5,6 @@
 mod diffusion;
 mod download;
 mod errors;
+mod files;
 mod models;
 mod system;

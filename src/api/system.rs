@@ -85,3 +85,14 @@ pub async fn system_can_run_model(
 pub fn system_clear_cache() {
     SYSTEM.clear_cache();
 }
+
+/// `estimateKVBytesPerToken(modelInfo, cacheTypeK, cacheTypeV)`: the KV arithmetic `canRunModel`
+/// uses, with genai-electron's metadata fallbacks.
+#[napi(js_name = "systemKvBytesPerToken")]
+pub fn system_kv_bytes_per_token(
+    model_info: Value,
+    cache_type_k: Option<String>,
+    cache_type_v: Option<String>,
+) -> napi::Result<f64> {
+    system::can_run::kv_bytes_per_token(&model_info, cache_type_k, cache_type_v).napi()
+}

@@ -3,6 +3,7 @@
 //! code serves local files and remote files fetched with HTTP Range.
 
 pub mod metadata;
+pub mod raw;
 pub mod reader;
 pub mod remote;
 pub mod update;

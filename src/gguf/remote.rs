@@ -3,7 +3,7 @@
 //! by hand through `http::send`, so a Hugging Face token reaches only the endpoint's origin.
 
 use super::metadata::metadata_json;
-use super::reader::{parse_header, ParseError, MAX_HEADER_BYTES};
+use super::reader::{parse_header, GgufHeader, ParseError, MAX_HEADER_BYTES};
 use crate::http::{manual_redirect_client, send, Auth};
 use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_RANGE, RANGE};
@@ -70,9 +70,18 @@ async fn fetch_range(
     Ok((out, total))
 }
 
-/// `fetchGGUFMetadata(url)`: the contract's `GGUFMetadata` of a remote file. `auth` decides
-/// which origin (the Hugging Face endpoint only) may receive the token.
+/// The contract's `GGUFMetadata` of a remote file. `auth` decides which origin (the Hugging Face
+/// endpoint only) may receive the token.
 pub async fn fetch_remote_metadata(url: &str, auth: &Auth) -> Result<Json, String> {
+    let (h, total) = fetch_remote_header(url, auth).await?;
+    Ok(metadata_json(&h, total))
+}
+
+/// The parsed header of a remote file and the file's size when the server said it.
+pub async fn fetch_remote_header(
+    url: &str,
+    auth: &Auth,
+) -> Result<(GgufHeader, Option<u64>), String> {
     let url = url::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("unsupported URL scheme {:?}", url.scheme()));
@@ -94,7 +103,7 @@ pub async fn fetch_remote_metadata(url: &str, auth: &Auth) -> Result<Json, Strin
             buf.extend_from_slice(&bytes);
         }
         match parse_header(&buf, total) {
-            Ok(h) => return Ok(metadata_json(&h, total)),
+            Ok(h) => return Ok((h, total)),
             Err(ParseError::NeedMore(n)) if (buf.len() as u64) < limit => {
                 want = n.max(want * 2);
             }

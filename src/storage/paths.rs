@@ -65,6 +65,10 @@ impl Paths {
     pub fn temp(&self) -> PathBuf {
         self.root.join("temp")
     }
+    /// LoRA files (genai-electron 0.26's `PATHS.loras`).
+    pub fn loras(&self) -> PathBuf {
+        self.root.join("loras")
+    }
 
     /// Every directory `initialize()` creates, as genai-electron does.
     pub fn all_dirs(&self) -> Vec<PathBuf> {
@@ -76,6 +80,7 @@ impl Paths {
             self.logs(),
             self.config(),
             self.temp(),
+            self.loras(),
         ]
     }
 
@@ -176,6 +181,7 @@ mod tests {
             Path::new("/ud/models/diffusion/x.json")
         );
         assert_eq!(p.temp(), Path::new("/ud/temp"));
+        assert_eq!(p.loras(), Path::new("/ud/loras"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub mod recommendations;
 pub mod simulated;
 
 use crate::error::Result;
-use can_run::{CanRunOptions, CanRunResult, ModelNeeds};
+use can_run::{CanRunOptions, CanRunResult, GpuBudget, ModelNeeds};
 use cpu::CpuInfo;
 use gpu::nvml::NvmlLoad;
 use gpu::{GpuInfo, Platform};
@@ -259,7 +259,12 @@ impl SystemInfo {
         let opts = CanRunOptions::from_json(options)?;
         let caps = self.detect(false, cfg)?;
         let memory = memory_info(cfg)?;
-        let mut result = can_run::verdict(&needs, &opts, &memory, caps.gpu.available);
+        let gpu = GpuBudget {
+            available: caps.gpu.available,
+            vram: caps.gpu.vram.map(|v| v as f64),
+            vram_available: caps.gpu.vram_available.map(|v| v as f64),
+        };
+        let mut result = can_run::verdict(&needs, &opts, &memory, &gpu);
         if caps.simulated.is_some() || memory.simulated.is_some() {
             result.simulated = Some(true);
         }
