@@ -58,6 +58,22 @@ const MUTATIONS = [
     cargo: 'storage::',
     node: ['storage.test.js'],
   },
+  {
+    name: 'Origin guard of the image HTTP API',
+    file: 'src/diffusion/http_api.rs',
+    from: '        method == Method::GET || method == Method::HEAD,\n    ) {',
+    to: '        true,\n    ) {',
+    cargo: 'diffusion::http',
+    node: ['diffusion-http.test.js'],
+  },
+  {
+    name: 'ESM export list',
+    file: 'index.js',
+    from: '  modelManager,\n  diffusionServer,\n',
+    to: '  modelManager,\n  diffusionServer: diffusionServer || null,\n',
+    cargo: null,
+    node: ['esm-exports.test.mjs', 'import.test.js'],
+  },
 ];
 
 const env = { ...process.env, CARGO_BUILD_TARGET: process.env.CARGO_BUILD_TARGET || 'x86_64-unknown-linux-gnu' };
