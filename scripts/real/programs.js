@@ -49,7 +49,8 @@ function build(spec) {
   const tarball = path.join(dir, 'sdist.tar.gz');
   if (!fs.existsSync(tarball)) {
     const dl = path.join(dir, 'download');
-    sh('python3', ['-m', 'pip', 'download', '--no-deps', '--no-binary', ':all:', '-d', dl, `${spec.pkg}==${spec.version}`]);
+    // Only the package itself as source: `:all:` would also build pip's build backends from source.
+    sh('python3', ['-m', 'pip', 'download', '--no-deps', '--no-binary', spec.pkg, '-d', dl, `${spec.pkg}==${spec.version}`]);
     const f = fs.readdirSync(dl).find((n) => n.endsWith('.tar.gz'));
     if (!f) throw new Error(`pip left no sdist in ${dl}`);
     fs.renameSync(path.join(dl, f), tarball);
