@@ -90,7 +90,8 @@ function failures(out) {
   const names = new Set();
   for (const m of out.matchAll(/^\s*not ok \d+ - (.+)$/gm)) if (!/^\s*not ok \d+ - \S+\.test\.js$/.test(m[0])) names.add(m[1].trim());
   for (const m of out.matchAll(/^test (\S+) \.\.\. FAILED$/gm)) names.add(m[1]);
-  return [...names].slice(0, 3);
+  // Paths relative to the repository: the record names no machine's folders.
+  return [...names].slice(0, 3).map((n) => n.split(`${ROOT}${path.sep}`).join(''));
 }
 
 const restore = new Map();
@@ -107,7 +108,7 @@ function check(m) {
   const file = path.join(ROOT, m.file);
   const text = fs.readFileSync(file, 'utf8');
   const count = text.split(m.from).length - 1;
-  if (count !== 1) return { status: 'pending', note: count ? `text found ${count} times` : `\`${m.from.trim()}\` not in ${m.file}` };
+  if (count !== 1) return { status: 'pending', note: count ? `text found ${count} times` : `not in ${m.file} at this commit` };
   restore.set(file, text);
   fs.writeFileSync(file, text.replace(m.from, m.to));
   try {
@@ -153,7 +154,8 @@ function main() {
     if (!l) return null;
     return l.caught ? `failed: ${l.failed.join('; ') || 'see log'}` : 'passed (missed)';
   };
-  const fresh = new Map(rows.map(({ m, r }) => [m.name, `| ${m.name}: \`${m.from.trim()}\` -> \`${m.to.trim()}\` | ${m.file} | ${r.status} | ${cell(r, 'cargo') || r.note || '-'} | ${cell(r, 'node') || cell(r, 'debug') || r.note || '-'} | ${commit} |`]));
+  const one = (t) => t.trim().replace(/\s*\n\s*/g, ' ');
+  const fresh = new Map(rows.map(({ m, r }) => [m.name, `| ${m.name}: \`${one(m.from)}\` -> \`${one(m.to)}\` | ${m.file} | ${r.status} | ${one(cell(r, 'cargo') || r.note || '-')} | ${one(cell(r, 'node') || cell(r, 'debug') || (r.note ? 'not run' : '-'))} | ${commit} |`]));
   const table = MUTATIONS.map((m) => fresh.get(m.name) || previous.find((l) => l.startsWith(`| ${m.name}: `))).filter(Boolean);
   const md = [
     '# Mutation check',
