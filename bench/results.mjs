@@ -31,7 +31,8 @@ export function measuredCommit() {
 
 export function machine() {
   const cpus = os.cpus();
-  return `Node ${process.version}, ${cpus.length} CPUs (${cpus[0] ? cpus[0].model.trim() : 'unknown'}), ${os.platform()} ${os.release()}`;
+  const load = os.loadavg().map((x) => x.toFixed(1)).join(' ');
+  return `Node ${process.version}, ${cpus.length} CPUs (${cpus[0] ? cpus[0].model.trim() : 'unknown'}), ${os.platform()} ${os.release()}, load average ${load} at the start`;
 }
 
 /** Writes the results file of `name` (null for the download benchmark): title, commit, machine, command, body. */
