@@ -32,7 +32,7 @@ export function measuredCommit() {
 export function machine() {
   const cpus = os.cpus();
   const load = os.loadavg().map((x) => x.toFixed(1)).join(' ');
-  return `Node ${process.version}, ${cpus.length} CPUs (${cpus[0] ? cpus[0].model.trim() : 'unknown'}), ${os.platform()} ${os.release()}, load average ${load} at the start`;
+  return `Node ${process.version}, ${cpus.length} CPUs (${cpus[0] ? cpus[0].model.trim() : 'unknown'}), ${os.platform()} ${os.release()}, load average (1, 5, 15 min) ${load}`;
 }
 
 /** Writes the results file of `name` (null for the download benchmark): title, commit, machine, command, body. */
