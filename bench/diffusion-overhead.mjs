@@ -5,7 +5,7 @@
 // (its own generation time plus its own HTTP). Prints figures and writes them, with the commit
 // measured, to bench/results-diffusion-overhead-<platform>-<arch>.md; fails nobody.
 //
-//   node bench/diffusion-overhead.mjs [--images 30] [--steps 4] [--step-ms 5]
+//   node bench/diffusion-overhead.mjs [--images 60] [--steps 4] [--step-ms 5]
 // Needs the addon built (node scripts/build.js). Talks to 127.0.0.1 only.
 
 import { createRequire } from 'node:module';
@@ -25,7 +25,7 @@ const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 };
-const IMAGES = arg('images', 30);
+const IMAGES = arg('images', 60);
 const STEPS = arg('steps', 4);
 process.env.FAKE_SD_STEP_MS = String(arg('step-ms', 5));
 
@@ -63,31 +63,11 @@ const request = { prompt: 'a lighthouse at dusk', width: 64, height: 64, steps: 
 
 const server = g.diffusionServer;
 const info = await server.start({ modelId: 'flux-2-klein', port: 'auto', binaryPath: env.binaryPath });
+// Warm-up: the first job of an sd-server loads tensors lazily (and a lazily spawned one starts).
+await server.generateImage(request);
 const argv = log.last();
 
-// Warm-up: the first job of an sd-server loads tensors lazily.
-await server.generateImage(request);
-
-const viaJs = [];
-for (let i = 0; i < IMAGES; i++) {
-  const t = now();
-  await server.generateImage(request);
-  viaJs.push(now() - t);
-}
-
-const viaHttp = [];
-const base = `http://127.0.0.1:${info.port}`;
-for (let i = 0; i < IMAGES; i++) {
-  const t = now();
-  const r = await fetch(`${base}/v1/images/generations`, { method: 'POST', body: JSON.stringify(request) });
-  const { id } = await r.json();
-  const done = await pollJson(`${base}/v1/images/generations/${id}`, (j) => j.status !== 'pending' && j.status !== 'in_progress');
-  if (done.status !== 'complete') throw new Error(`HTTP job ended ${done.status}`);
-  viaHttp.push(now() - t);
-}
-await server.stop();
-
-// Baseline: the same sd-server command line, jobs sent straight to its async API.
+// Baseline: a second sd-server with the same command line, jobs sent straight to its async API.
 const port = await freePort();
 const direct = argv.slice(0, -1).concat(String(port));
 const child = spawn(path.join(h.FAKE_SD_DIR, 'sd-server'), direct, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -101,18 +81,36 @@ for (;;) {
   }
 }
 const body = JSON.stringify({ prompt: request.prompt, width: 64, height: 64, seed: 1, batch_count: 1, sample_params: { sample_steps: STEPS } });
-const job = async () => {
+const directJob = async () => {
   const r = await fetch(`http://127.0.0.1:${port}/sdcpp/v1/img_gen`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
   const { id } = await r.json();
   await pollJson(`http://127.0.0.1:${port}/sdcpp/v1/jobs/${id}`, (j) => j.status === 'completed' || j.status === 'failed');
 };
-await job();
+await directJob();
+
+const base = `http://127.0.0.1:${info.port}`;
+const httpJob = async () => {
+  const r = await fetch(`${base}/v1/images/generations`, { method: 'POST', body: JSON.stringify(request) });
+  const { id } = await r.json();
+  const done = await pollJson(`${base}/v1/images/generations/${id}`, (j) => j.status !== 'pending' && j.status !== 'in_progress');
+  if (done.status !== 'complete') throw new Error(`HTTP job ended ${done.status}`);
+};
+
+// The three paths take turns, so a change in machine load falls on all of them alike.
 const baseline = [];
-for (let i = 0; i < IMAGES; i++) {
+const viaJs = [];
+const viaHttp = [];
+const time = async (xs, fn) => {
   const t = now();
-  await job();
-  baseline.push(now() - t);
+  await fn();
+  xs.push(now() - t);
+};
+for (let i = 0; i < IMAGES; i++) {
+  await time(baseline, directJob);
+  await time(viaJs, () => server.generateImage(request));
+  await time(viaHttp, httpJob);
 }
+await server.stop();
 child.kill('SIGTERM');
 fs.rmSync(env.root, { recursive: true, force: true });
 
@@ -122,7 +120,7 @@ const ht = stats(viaHttp);
 const row = (name, x) => `| ${name} | ${fmt(x.p50)} | ${fmt(x.mean)} | ${fmt(x.p90)} | ${x === b ? '-' : `${fmt(x.p50 - b.p50)} / ${fmt(x.mean - b.mean)}`} |`;
 const addon = fs.readdirSync(root).find((f) => f.endsWith('.node'));
 const report = [
-  `Fake sd-server of the tests, ${IMAGES} images per path after one warm-up, ${STEPS} steps of ${process.env.FAKE_SD_STEP_MS} ms, 64x64;`,
+  `Fake sd-server of the tests, ${IMAGES} images per path (the paths take turns) after one warm-up, ${STEPS} steps of ${process.env.FAKE_SD_STEP_MS} ms, 64x64;`,
   `addon \`${addon}\` (build it with \`npm run build\` for release figures).`,
   '',
   '| Path | p50 per image | mean | p90 | overhead over sd-server alone (p50 / mean) |',
