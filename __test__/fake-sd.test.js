@@ -313,7 +313,7 @@ describe('sd-cli generation', { concurrency: true }, () => {
     const args = (m, out) => ['-m', m, '-p', 'x', '--steps', '1', '-W', '64', '-H', '64', '-o', path.join(tmp, out)];
     const r = await run(SD_CLI, args(M.sdxs, 'h.png'), { env: { FAKE_SD_HEADER_ONLY: '' } });
     assert.equal(r.code, 1);
-    assert.match(r.stderr, new RegExp(`read tensor data failed: '${M.sdxs.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}'`));
+    assert.ok(r.stderr.includes(`read tensor data failed: '${M.sdxs}'`), r.stderr);
     assert.equal(fs.existsSync(path.join(tmp, 'h.png')), false);
     const full = MF.writeSdxs(path.join(tmp, 'models', 'sdxs-data.safetensors'), { data: 'sparse' });
     const ok = await run(SD_CLI, args(full, 'd.png'), { env: { FAKE_SD_HEADER_ONLY: '' } });
