@@ -493,9 +493,26 @@ export interface DiffusionServerConfig {
   modelId: string;
   /** Port of the HTTP API (default 8081); 'auto' or 0 picks a free one. */
   port?: number | 'auto';
-  /** Address the HTTP API binds (default '127.0.0.1'). Anything else exposes it to the network. */
+  /** Address the HTTP API binds (default '127.0.0.1'; '' means the same). Anything else exposes it to the network. */
   host?: string;
-  /** `-t`: CPU threads for sd.cpp (default: its own, the physical core count). */
+  /**
+   * CORS allow-list for browser clients (default none: no CORS headers). Exact origins, or '*'.
+   * A cross-origin POST/DELETE from any other origin gets 403 INVALID_ORIGIN.
+   */
+  allowedOrigins?: string[];
+  /** Deadline for each sd-server spawn to load the model and answer (default 120000 ms). Alias: startTimeoutMs. */
+  startupTimeout?: number;
+  /** After an image: 'burst' keeps sd-server warm, 'single' releases it. 'auto'/unset: 'burst' (no LLM to make room for). */
+  usageMode?: DiffusionUsageMode | 'auto';
+  /** A warm sd-server is released after this long without a job (default 300000 ms; <= 0 or non-finite: never). */
+  idleTimeoutMs?: number;
+  /**
+   * A job with no activity from sd.cpp (output, status change) for this long fails with ServerError
+   * details.code 'BACKEND_JOB_STUCK' and sd-server is released (reason 'stuck'). Default 600000 ms;
+   * <= 0 turns the watchdog off. Alias: jobStallTimeoutMs.
+   */
+  jobActivityTimeoutMs?: number;
+  /** `-t`: CPU threads for sd.cpp (default or 0: its own, the physical core count). */
   threads?: number;
   /** Accepted for compatibility; sd.cpp has no such option. */
   gpuLayers?: number;
@@ -509,7 +526,7 @@ export interface DiffusionServerConfig {
   offloadToCpu?: boolean;
   /** `--diffusion-fa`; undefined = auto (on when the model has an `llm` component). */
   diffusionFlashAttention?: boolean;
-  /** `-b` on sd-server's command line (sd.cpp's default batch count; every request sets its own). */
+  /** batch_count of each one-image job (max(1, floor(batchSize))), as genai-electron sends it; the first image is the result. */
   batchSize?: number;
   /** 'server' (default): one sd-server keeps the model loaded. 'cli': one sd-cli per request. */
   backend?: 'server' | 'cli';
@@ -517,31 +534,176 @@ export interface DiffusionServerConfig {
   binaryPath?: string;
   /** Requests that may wait behind the running one (default 16); more get 503 / SERVER_BUSY. */
   maxQueueSize?: number;
-  /** How long sd-server may take to load the model and answer (default 120000 ms). */
+  /** Older name of startupTimeout. */
   startTimeoutMs?: number;
-  /**
-   * A job whose sd.cpp prints nothing and does not finish for this long is stuck: it fails with a
-   * ServerError (`details.reason: 'STALLED'`), sd-server is killed and restarted, and the queue
-   * goes on (default 600000 ms).
-   */
+  /** Older name of jobActivityTimeoutMs. */
   jobStallTimeoutMs?: number;
+  /** Spawn sd-server during start() (failing start on a model that cannot load) instead of on the first image. Default false. */
+  preload?: boolean;
 }
+
+/** What happens to sd-server after an image. */
+export type DiffusionUsageMode = 'burst' | 'single';
+export type DiffusionBackendState = 'absent' | 'starting' | 'ready' | 'busy' | 'stopping';
+export type DiffusionBackendReleaseReason =
+  | 'single'
+  | 'idle-timeout'
+  | 'explicit'
+  | 'flags-changed'
+  | 'cancel'
+  | 'stuck'
+  | 'crashed'
+  | 'stop'
+  | 'shutdown'
+  | 'llm-start'
+  | 'calibration';
+
+export interface DiffusionOptimizationFlags {
+  clipOnCpu: boolean;
+  vaeOnCpu: boolean;
+  offloadToCpu: boolean;
+  diffusionFlashAttention: boolean;
+}
+
+/** sd-server's residency: `getBackendInfo()`, `getInfo().backend`. */
+export interface DiffusionBackendInfo {
+  state: DiffusionBackendState;
+  pid?: number;
+  /** ISO time of the spawn. */
+  startedAt?: string;
+  /** Spawn to ready. */
+  loadTimeMs?: number;
+  /** ISO time the last job ended. */
+  lastUsedAt?: string;
+  flags?: DiffusionOptimizationFlags;
+}
+
+export interface DiffusionBackendStatusEvent {
+  state: DiffusionBackendState;
+  previous: DiffusionBackendState;
+  reason?: DiffusionBackendReleaseReason | 'spawned' | 'ready' | 'job' | 'start-failed';
+  /** On reason 'crashed'. */
+  exit?: { code: number | null; signal: NodeJS.Signals | null };
+}
+
+export interface DiffusionOffloadCombo {
+  label?: string;
+  clipOnCpu?: boolean;
+  vaeOnCpu?: boolean;
+  offloadToCpu?: boolean;
+  diffusionFlashAttention?: boolean;
+}
+
+export interface CalibrationSize {
+  width: number;
+  height: number;
+}
+
+export interface DiffusionCalibrationGeneration {
+  steps: number;
+  cfgScale: number;
+  sampler: ImageSampler;
+  threads?: number;
+  batchSize?: number;
+}
+
+export interface DiffusionCalibrationProgress {
+  phase: 'preparing' | 'warmup' | 'sampling' | 'restoring-llm' | 'done';
+  comboIndex: number;
+  comboCount: number;
+  combo?: DiffusionOffloadCombo;
+  sizeIndex: number;
+  sizeCount: number;
+  size?: CalibrationSize;
+  sample?: number;
+  sampleCount?: number;
+  generationPercent?: number;
+  overallPercent: number;
+}
+
+export interface DiffusionCalibrationConfig {
+  modelId: string;
+  /** Positive multiples of 64. */
+  sizes: CalibrationSize[];
+  generation: DiffusionCalibrationGeneration;
+  /** Default 'single' (cold runs). */
+  usageMode?: DiffusionUsageMode;
+  combos?: DiffusionOffloadCombo[];
+  samples?: number;
+  seed?: number;
+  prompt?: string;
+  onProgress?: (progress: DiffusionCalibrationProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface CalibrationRun {
+  size: CalibrationSize;
+  combo: DiffusionOffloadCombo;
+  resolved?: DiffusionOptimizationFlags;
+  status: 'ok' | 'oom' | 'error';
+  /** Median of samplesMs. */
+  timeTakenMs?: number;
+  stageMs?: { loadMs?: number; diffusionMs?: number; decodeMs?: number };
+  vramPeakBytes?: number;
+  vramIdleBytes?: number;
+  samplesMs?: number[];
+  error?: string;
+}
+
+export interface DiffusionCalibrationReport {
+  machine: { gpuType?: string; gpuName?: string; vramBytes?: number; vramAvailableBytes?: number };
+  modelId: string;
+  steps: number;
+  cfgScale: number;
+  sampler: ImageSampler;
+  samples: number;
+  usageMode: DiffusionUsageMode;
+  policyVersion: 'diffusion-offload-v2';
+  runs: CalibrationRun[];
+  /** Per 'WxH': the combo with the fewest forced flags within 5 % of the fastest. */
+  recommended: Record<string, DiffusionOffloadCombo>;
+  skippedCombos?: { combo: DiffusionOffloadCombo; reason: string }[];
+}
+
+/** The object genai-electron's DiffusionServerManager takes as its third argument's orchestrator. */
+export interface DiffusionOrchestrator {
+  orchestrateImageGeneration(config: ImageGenerationConfig): Promise<ImageGenerationResult>;
+  onDiffusionBackendReleased?(reason: DiffusionBackendReleaseReason): void;
+  waitForReload?(): Promise<void>;
+  offloadLLM?(): Promise<unknown>;
+  reloadLLM?(): Promise<unknown>;
+}
+
+export type ServerEvent =
+  | 'ready'
+  | 'started'
+  | 'stopped'
+  | 'crashed'
+  | 'restarted'
+  | 'health-check-ok'
+  | 'health-check-failed'
+  | 'binary-log'
+  | 'binary-progress'
+  | 'backend-status'
+  | 'calibration-progress';
 
 export interface DiffusionServerInfo {
   status: ServerStatus;
   health: HealthStatus;
-  /** sd-server's pid (backend 'server'), or the running sd-cli's. */
+  /** sd-server's pid; undefined while it is absent (it is spawned on the first image). */
   pid?: number;
   port: number;
   modelId: string;
   startedAt?: string;
-  /** The last crash, while status is 'crashed'. */
   error?: string;
   /** A generation is running or queued. */
   busy?: boolean;
-  backend?: 'server' | 'cli';
-  /** The optimisation flags in use (config values, else auto). */
-  flags?: { clipOnCpu: boolean; vaeOnCpu: boolean; offloadToCpu: boolean; diffusionFlashAttention: boolean };
+  /** sd-server's residency (genai-electron 0.26). */
+  backend: DiffusionBackendInfo;
+  /** The config's `backend` choice: 'server' (sd-server) or 'cli' (one sd-cli per image). */
+  backendKind?: 'server' | 'cli';
+  /** The optimisation flags decided at start (config values, else auto); a running sd-server's are in backend.flags. */
+  flags?: DiffusionOptimizationFlags;
 }
 
 export type ServerInfo = DiffusionServerInfo;
@@ -559,6 +721,8 @@ export interface ImageGenerationConfig {
   sampler?: ImageSampler;
   /** 1-5 images in one request. generateImage() resolves with the first and all of them in `images`. */
   count?: number;
+  /** This image's residency; overrides the server's usageMode. */
+  usageMode?: DiffusionUsageMode;
   onProgress?: (currentStep: number, totalSteps: number, stage: ImageGenerationStage, percentage?: number) => void;
 }
 
@@ -610,24 +774,55 @@ export interface BinaryLogEvent {
   level: 'info' | 'warn' | 'error';
 }
 
+/** `'crashed'`: sd-server died on its own. The server keeps running (backend-status 'crashed'). */
 export interface DiffusionCrashEvent {
+  /** The process's exit code; null when a signal ended it. */
+  code: number | null;
+  /** The signal's name, e.g. 'SIGKILL'; null when it exited. */
+  signal: NodeJS.Signals | null;
   /** The exit code, or 128 + signal number. */
   exitCode?: number;
-  signal?: number;
   /** Last lines sd-server wrote to stderr. */
   stderr: string;
   message: string;
 }
 
 export declare class DiffusionServerManager extends EventEmitter {
-  constructor();
+  /**
+   * genai-electron's arguments. Only what is used is required of them: `modelManager.getModelInfo`
+   * and `systemInfo.getGPUInfo` (calibration); `llamaServer` is kept for an orchestrator.
+   */
+  constructor(
+    modelManager?: { getModelInfo(id: string): Promise<{ id: string; name: string; type: string }> },
+    systemInfo?: { getGPUInfo(): Promise<{ type?: string; name?: string; vram?: number; vramAvailable?: number }> },
+    llamaServer?: unknown,
+  );
   /** @throws ServerError, ModelNotFoundError, FileSystemError, BinaryError, PortInUseError, InsufficientResourcesError */
   start(config: DiffusionServerConfig): Promise<DiffusionServerInfo>;
   /** Cancels queued and running generations, ends every child process, closes the HTTP API. */
   stop(): Promise<void>;
   restart(): Promise<DiffusionServerInfo>;
-  /** Queued behind earlier requests. Cancelled: rejects with Error('Image generation cancelled'). */
+  /**
+   * Queued behind earlier requests; spawns sd-server if absent and settles residency (usageMode)
+   * before resolving. With an orchestrator, delegates to its orchestrateImageGeneration.
+   * Cancelled: rejects with Error('Image generation cancelled').
+   */
   generateImage(config: ImageGenerationConfig): Promise<ImageGenerationResult>;
+  /** One image, no residency settling; `flagOverrides` force flags (a change respawns sd-server, reason 'flags-changed'). */
+  executeImageGeneration(config: ImageGenerationConfig, flagOverrides?: DiffusionOffloadCombo): Promise<ImageGenerationResult>;
+  /** `count` images as separate jobs, seeds seed+i; progress spans the batch. */
+  executeBatchGeneration(config: ImageGenerationConfig): Promise<ImageGenerationResult[]>;
+  /** Ends sd-server (default reason 'explicit'); the server keeps running and respawns it on demand. */
+  releaseBackend(options?: { reason?: DiffusionBackendReleaseReason; waitForInFlight?: boolean }): Promise<void>;
+  getBackendInfo(): DiffusionBackendInfo;
+  settleResidency(mode: DiffusionUsageMode): Promise<void>;
+  resolveUsageMode(requestMode: DiffusionUsageMode | undefined, llmWasOffloaded: boolean): DiffusionUsageMode;
+  getOrchestrator(): DiffusionOrchestrator | undefined;
+  /** Sets the orchestrator generateImage() delegates to and that hears backend releases. */
+  setOrchestrator(orchestrator: DiffusionOrchestrator | undefined): void;
+  /** Server must be stopped. @throws ServerError (details.code CALIBRATION_ABORTED with partial runs) on abort. */
+  calibrate(config: DiffusionCalibrationConfig): Promise<DiffusionCalibrationReport>;
+  isCalibrating(): boolean;
   /** @throws ServerError (details.code GENERATION_NOT_FOUND) for an unknown id; no-op when finished. */
   cancelImageGeneration(id: string): Promise<void>;
   getActiveGenerationId(): string | undefined;
@@ -652,6 +847,8 @@ export declare class DiffusionServerManager extends EventEmitter {
   on(event: 'stopped', listener: () => void): this;
   on(event: 'crashed', listener: (event: DiffusionCrashEvent) => void): this;
   on(event: 'binary-log', listener: (event: BinaryLogEvent) => void): this;
+  on(event: 'backend-status', listener: (event: DiffusionBackendStatusEvent) => void): this;
+  on(event: 'calibration-progress', listener: (progress: DiffusionCalibrationProgress) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 

@@ -33,10 +33,17 @@ function onMachine(vram) {
   process.env.GENAI_ELECTRON_SIMULATE_SYSTEM = h.machine(env.tmp, vram);
 }
 
-/** Starts, returns sd-server's argv without the trailing `--listen-ip/--listen-port`, stops. */
+/**
+ * Starts, generates one image (sd-server is spawned for the first image), returns sd-server's argv
+ * without the trailing `--listen-ip/--listen-port`, stops. `seen.result` holds the image.
+ */
+const seen = {};
 async function serverArgs(config) {
+  const spawned = log.all().length;
   await server.start({ port: 'auto', binaryPath: env.binaryPath, ...config });
   try {
+    assert.equal(log.all().length, spawned, 'start() spawns nothing');
+    seen.result = await server.generateImage({ prompt: 'args', steps: 1, width: 64, height: 64 });
     const argv = log.last();
     assert.ok(argv, 'sd-server was spawned');
     const n = argv.length;
@@ -126,7 +133,12 @@ describe('Flux 2 Klein (~7.1 GB) on simulated machines', () => {
   test('threads and batchSize', async () => {
     onMachine(24);
     const argv = await serverArgs({ modelId: 'flux-2-klein', threads: 6, batchSize: 2, diffusionFlashAttention: false });
-    assert.deepEqual(argv, [...klein(), '-t', '6', '-b', '2']);
+    // batchSize is no flag: each job asks for batch_count = batchSize, the first image is the result.
+    assert.deepEqual(argv, [...klein(), '-t', '6']);
+    assert.ok((await server.getLogs(500)).some((l) => l.includes('generating image: 2/2')), 'sd-server made a batch of 2');
+    assert.equal(seen.result.images, undefined);
+    // threads: 0 means "not given", as in genai-electron.
+    assert.deepEqual(await serverArgs({ modelId: 'flux-2-klein', threads: 0, diffusionFlashAttention: false }), klein());
   });
 
   test('the decision is logged and reported', async () => {

@@ -58,42 +58,57 @@ async function until(fn, ms = 10000, what = 'condition') {
   }
 }
 
-describe('stall watchdog (jobStallTimeoutMs)', () => {
-  test('a job hung mid-sampling fails clearly, sd-server is replaced, the queue goes on', async () => {
+/** The next `backend-status` event whose state is `state`. */
+const backendState = (state) => h.nextEvent(server, 'backend-status', (e) => e.state === state);
+
+describe('job activity watchdog (jobActivityTimeoutMs)', () => {
+  test('a job hung mid-sampling: BACKEND_JOB_STUCK, sd-server released (stuck), the queue goes on', async () => {
     server = new g.DiffusionServerManager();
     process.env.FAKE_SD_HANG = 'step';
     process.env.FAKE_SD_HANG_AT_STEP = '2';
-    const info = await start({ jobStallTimeoutMs: 400 });
-    // Only the first sd-server hangs: the replacement reads the environment without the hang.
-    delete process.env.FAKE_SD_HANG;
+    await start({ jobActivityTimeoutMs: 400 });
     const crashed = [];
     server.on('crashed', (c) => crashed.push(c));
+    const states = [];
+    server.on('backend-status', (e) => states.push(`${e.state}:${e.reason}`));
+    const busy = backendState('busy');
     const hung = server.generateImage({ prompt: 'hangs', steps: 4 });
     const next = server.generateImage({ prompt: 'queued behind it', steps: 2 });
+    await busy;
+    const pid = server.getPid();
+    // Only the first sd-server hangs: the next spawn reads the environment without the hang.
+    delete process.env.FAKE_SD_HANG;
     await assert.rejects(hung, (e) => {
       assert.ok(e instanceof g.ServerError, e.stack);
-      assert.match(e.message, /made no progress for 400 ms/);
-      assert.match(e.message, /restarted/);
-      assert.equal(e.details.code, 'BACKEND_ERROR');
-      assert.equal(e.details.reason, 'STALLED');
+      assert.match(e.message, /made no progress for \d+ ms \(jobActivityTimeoutMs 400\)/);
+      assert.equal(e.details.code, 'BACKEND_JOB_STUCK');
+      assert.equal(e.details.timeoutMs, 400);
+      assert.ok(e.details.idleMs >= 400, String(e.details.idleMs));
+      assert.equal(typeof e.details.jobId, 'string');
+      assert.ok(['loading', 'diffusion', 'decoding'].includes(e.details.stage), e.details.stage);
+      assert.ok(Array.isArray(e.details.args) && e.details.args.includes('--diffusion-model'));
+      assert.equal(typeof e.details.backendStderrTail, 'string');
+      assert.match(e.details.suggestion, /jobActivityTimeoutMs/);
       return true;
     });
     const r = await next;
     assert.ok(h.pngSize(r.image));
-    assert.equal(h.processAlive(info.pid), false, 'the hung sd-server was killed');
-    assert.notEqual(server.getPid(), info.pid);
+    assert.equal(h.processAlive(pid), false, 'the hung sd-server was killed');
+    assert.notEqual(server.getPid(), pid);
     assert.equal(server.getStatus(), 'running');
     assert.deepEqual(crashed, [], 'a deliberate kill is not a crash');
-    assert.ok((await server.getLogs(200)).some((l) => /stalled \(no output for 400 ms\)/.test(l)));
+    assert.deepEqual(states.slice(0, 5), ['starting:spawned', 'ready:ready', 'busy:job', 'stopping:stuck', 'absent:stuck']);
   });
 
-  test('a frozen sd-server (HTTP unanswered too): HTTP job ends in error, the next one runs', async () => {
+  test('a frozen sd-server (HTTP unanswered too): HTTP job ends in error (BACKEND_ERROR), the next one runs', async () => {
     server = new g.DiffusionServerManager();
     process.env.FAKE_SD_HANG = 'freeze';
-    await start({ jobStallTimeoutMs: 400 });
-    delete process.env.FAKE_SD_HANG;
+    await start({ jobActivityTimeoutMs: 400 });
+    const busy = backendState('busy');
     const a = (await post({ prompt: 'freezes', steps: 3 })).json.id;
     const b = (await post({ prompt: 'after', steps: 1 })).json.id;
+    await busy;
+    delete process.env.FAKE_SD_HANG;
     const seenA = await h.pollUntil(port, a, h.terminal);
     const last = seenA[seenA.length - 1].json;
     assert.equal(last.status, 'error');
@@ -103,39 +118,49 @@ describe('stall watchdog (jobStallTimeoutMs)', () => {
     assert.equal(seenB[seenB.length - 1].json.status, 'complete');
   });
 
-  test('cancelling a job of a frozen sd-server does not block the queue', async () => {
+  test('cancelling a job of a frozen sd-server releases it (cancel) and does not block the queue', async () => {
     server = new g.DiffusionServerManager();
     process.env.FAKE_SD_HANG = 'freeze';
     await start(); // default watchdog: 10 minutes
-    delete process.env.FAKE_SD_HANG;
+    const busy = backendState('busy');
     const frozen = server.generateImage({ prompt: 'freezes', steps: 3 });
     const rejected = assert.rejects(frozen, (e) => e.code === 'GENERATION_CANCELLED');
     const id = await until(() => server.getActiveGenerationId(), 5000, 'the job to run');
+    await busy;
+    delete process.env.FAKE_SD_HANG;
     // Let the worker reach its status poll, which a frozen sd-server never answers.
     await new Promise((r) => setTimeout(r, 400));
+    const released = backendState('absent');
     await server.cancelImageGeneration(id);
     await rejected;
+    assert.equal((await released).reason, 'cancel');
     const r = await server.generateImage({ prompt: 'next', steps: 1 });
     assert.ok(h.pngSize(r.image));
   });
 
-  test('cli backend: a hung sd-cli is killed and the job fails', async () => {
+  test('cli backend (older name jobStallTimeoutMs): a hung sd-cli is killed and the job fails', async () => {
     server = new g.DiffusionServerManager();
-    await start({ backend: 'cli', jobStallTimeoutMs: 300 });
+    await start({ backend: 'cli', jobStallTimeoutMs: 1500 });
     process.env.FAKE_SD_HANG = 'step';
     await assert.rejects(server.generateImage({ prompt: 'hangs', steps: 3 }), (e) => {
-      assert.match(e.message, /stable-diffusion\.cpp \(sd-cli\) made no progress for 300 ms/);
-      assert.equal(e.details.reason, 'STALLED');
+      assert.match(e.message, /stable-diffusion\.cpp job made no progress for \d+ ms \(jobActivityTimeoutMs 1500\)/);
+      assert.equal(e.details.code, 'BACKEND_JOB_STUCK');
       return true;
     });
     delete process.env.FAKE_SD_HANG;
     assert.ok(h.pngSize((await server.generateImage({ prompt: 'fine', steps: 1 })).image));
   });
 
-  test('the value is validated', async () => {
+  test('0 (or less) turns the watchdog off; a non-number is refused', async () => {
     server = new g.DiffusionServerManager();
-    await assert.rejects(start({ jobStallTimeoutMs: 0 }), /jobStallTimeoutMs must be between 1 and 86400000/);
-    await assert.rejects(start({ jobStallTimeoutMs: '5s' }), /jobStallTimeoutMs must be a number/);
+    await assert.rejects(start({ jobActivityTimeoutMs: '5s' }), /jobActivityTimeoutMs must be a number/);
+    process.env.FAKE_SD_STEP_MS = '150';
+    // Steps 150 ms apart with a 1 ms watchdog would be stuck at once; off, the image completes.
+    await start({ jobActivityTimeoutMs: 0 });
+    assert.ok(h.pngSize((await server.generateImage({ prompt: 'slow but fine', steps: 3 })).image));
+    await server.stop();
+    await start({ jobActivityTimeoutMs: 1 });
+    await assert.rejects(server.generateImage({ prompt: 'stuck', steps: 3 }), (e) => e.details.code === 'BACKEND_JOB_STUCK');
   });
 });
 
@@ -147,41 +172,42 @@ describe("sd-server's port taken between choosing and binding it", () => {
     return s;
   }
 
-  test('start retries on a new port and serves', async () => {
+  test('the first image retries the spawn on a new port and is served', async () => {
     server = new g.DiffusionServerManager();
     const blocker = await neighbour();
     const taken = blocker.address().port;
     const log = h.argsLog(env.tmp);
     try {
       binding.diffusionTestForceNextPorts([taken]);
-      const info = await start();
+      await start();
+      assert.ok(h.pngSize((await server.generateImage({ prompt: 'works', steps: 1 })).image));
       const spawns = log.all().map((a) => Number(a[a.indexOf('--listen-port') + 1]));
       assert.equal(spawns.length, 2, JSON.stringify(spawns));
       assert.equal(spawns[0], taken);
       assert.notEqual(spawns[1], taken);
-      assert.ok(h.processAlive(info.pid));
-      assert.ok(h.pngSize((await server.generateImage({ prompt: 'works', steps: 1 })).image));
+      assert.ok(h.processAlive(server.getPid()));
       assert.ok((await server.getLogs(200)).some((l) => l.includes(`could not listen on 127.0.0.1:${taken}`) && l.includes('retrying on another port')));
     } finally {
       blocker.close();
     }
   });
 
-  test('bounded: after 3 lost ports start fails with a clear error and leaves nothing', async () => {
+  test('bounded: after 3 lost ports the image fails with a clear error and leaves nothing', async () => {
     server = new g.DiffusionServerManager();
     const blocker = await neighbour();
     const taken = blocker.address().port;
     const log = h.argsLog(env.tmp);
     try {
       binding.diffusionTestForceNextPorts([taken, taken, taken]);
-      await assert.rejects(start(), (e) => {
+      await start();
+      await assert.rejects(server.generateImage({ prompt: 'x', steps: 1 }), (e) => {
         assert.ok(e instanceof g.ServerError, e.stack);
         assert.match(e.message, /sd-server could not listen on 127\.0\.0\.1:\d+ .*port was probably taken/);
         assert.equal(e.details.code, 'PORT_UNAVAILABLE');
         return true;
       });
       assert.equal(log.all().length, 3);
-      assert.equal(server.getStatus(), 'stopped');
+      assert.equal(server.getBackendInfo().state, 'absent');
     } finally {
       blocker.close();
     }
@@ -220,14 +246,15 @@ describe('stop at awkward moments', () => {
     server = new g.DiffusionServerManager();
     process.env.FAKE_SD_CRASH_AT_STEP = '1';
     await start();
-    // The replacement takes long to load, so stop() lands in the middle of it.
-    process.env.FAKE_SD_LOAD_MS = '5000';
-    const statuses = [];
-    server.on('status', (s) => statuses.push(s));
     const crashing = server.generateImage({ prompt: 'crashes', steps: 2 });
     const queued = assert.rejects(server.generateImage({ prompt: 'waits for the respawn', steps: 2 }), (e) => e.code === 'GENERATION_CANCELLED');
-    await assert.rejects(crashing, (e) => e.details.code === 'BACKEND_ERROR');
-    await until(() => server.getStatus() === 'starting', 5000, 'the respawn');
+    await backendState('busy');
+    // The replacement takes long to load, so stop() lands in the middle of it.
+    delete process.env.FAKE_SD_CRASH_AT_STEP;
+    process.env.FAKE_SD_LOAD_MS = '5000';
+    const respawning = backendState('starting');
+    await assert.rejects(crashing, (e) => e.details.code === 'SD_SERVER_EXITED');
+    await respawning;
     const t0 = Date.now();
     await server.stop();
     assert.ok(Date.now() - t0 < 3000, `stop took ${Date.now() - t0} ms`);
@@ -297,7 +324,7 @@ describe('requests', () => {
     const pcts = [];
     await assert.rejects(
       server.generateImage({ prompt: 'five', count: 5, steps: 2, seed: 100, onProgress: (s, t, st, p) => pcts.push(p) }),
-      (e) => e instanceof g.ServerError && e.details.code === 'BACKEND_ERROR' && /SIGSEGV/.test(e.message),
+      (e) => e instanceof g.ServerError && e.details.code === 'SD_SERVER_EXITED' && /SIGSEGV/.test(e.message),
     );
     for (let i = 1; i < pcts.length; i++) assert.ok(pcts[i] >= pcts[i - 1], `monotonic: ${pcts}`);
     assert.ok(pcts.every((p) => p < 100), `never 100: ${pcts}`);
@@ -364,10 +391,13 @@ describe('the host process ending', () => {
     const g = require(${JSON.stringify(path.join(__dirname, '..'))});
     g.configure({ userDataPath: process.argv[1] });
     const s = new g.DiffusionServerManager();
-    s.start({ modelId: 'flux-2-klein', port: 'auto', binaryPath: process.argv[2] }).then((info) => {
-      s.generateImage({ prompt: 'in flight', steps: 1000 }).catch(() => {});
-      process.stdout.write(JSON.stringify({ pid: info.pid }) + '\\n');
+    s.on('backend-status', (e) => {
+      if (e.state !== 'busy') return;
+      process.stdout.write(JSON.stringify({ pid: s.getPid() }) + '\\n');
       if (process.argv[3] === 'exit') setTimeout(() => process.exit(0), 100);
+    });
+    s.start({ modelId: 'flux-2-klein', port: 'auto', binaryPath: process.argv[2] }).then(() => {
+      s.generateImage({ prompt: 'in flight', steps: 1000 }).catch(() => {});
     }, (e) => { console.error(e); process.exit(3); });
   `;
 

@@ -36,6 +36,7 @@ afterEach(async () => {
 });
 
 const start = (extra = {}) => server.start({ modelId: 'flux-2-klein', port: 'auto', binaryPath: env.binaryPath, ...extra });
+const { nextEvent } = h;
 
 describe('lifecycle', () => {
   test('start -> running -> stop with every status and event in order', async () => {
@@ -52,8 +53,16 @@ describe('lifecycle', () => {
     assert.equal(info.modelId, 'flux-2-klein');
     assert.equal(info.health, 'ok');
     assert.ok(info.port > 0 && info.port === server.getPort());
-    assert.ok(h.processAlive(info.pid), 'sd-server runs');
-    assert.equal(server.getPid(), info.pid);
+    // sd-server is spawned on the first image, not by start().
+    assert.equal(info.pid, undefined);
+    assert.deepEqual(info.backend, { state: 'absent' });
+    assert.equal(server.getPid(), undefined);
+    assert.equal(await server.isHealthy(), true, 'healthy with the backend absent');
+    await server.generateImage({ prompt: 'spawn', steps: 1 });
+    const pid = server.getPid();
+    assert.ok(h.processAlive(pid), 'sd-server runs after the first image');
+    assert.equal(server.getInfo().pid, pid);
+    assert.equal(server.getInfo().backend.state, 'ready');
     assert.ok(server.isRunning() && !server.isStopped() && !server.isStarting() && !server.isStopping() && !server.hasCrashed());
     assert.equal(await server.isHealthy(), true);
     assert.deepEqual(server.getConfig(), { modelId: 'flux-2-klein', port: 'auto', binaryPath: env.binaryPath });
@@ -64,7 +73,7 @@ describe('lifecycle', () => {
     assert.equal(server.isStopped(), true);
     assert.equal(server.getPort(), 0);
     assert.equal(server.getPid(), undefined);
-    assert.equal(h.processAlive(info.pid), false, 'sd-server ended and reaped');
+    assert.equal(h.processAlive(pid), false, 'sd-server ended and reaped');
     assert.equal(await server.isHealthy(), false);
     await server.stop(); // no-op, no second 'stopped'
 
@@ -81,14 +90,16 @@ describe('lifecycle', () => {
 
   test('restart reuses the last config and emits restarted', async () => {
     await assert.rejects(server.restart(), (e) => e instanceof g.ServerError && /no previous configuration/.test(e.message));
-    const first = await start();
+    await start();
+    await server.generateImage({ prompt: 'spawn', steps: 1 });
+    const firstPid = server.getPid();
     const restarted = once(server, 'restarted');
     const info = await server.restart();
     const [payload] = await restarted;
     assert.equal(payload.status, 'running');
     assert.equal(info.status, 'running');
-    assert.notEqual(info.pid, first.pid);
-    assert.equal(h.processAlive(first.pid), false);
+    assert.equal(info.backend.state, 'absent', 'the new start spawns nothing yet');
+    assert.equal(h.processAlive(firstPid), false);
   });
 
   test('start twice is refused while running and while starting', async () => {
@@ -98,10 +109,10 @@ describe('lifecycle', () => {
     await assert.rejects(start(), (e) => e instanceof g.ServerError && e.message === 'Server error: Server is already running');
   });
 
-  test('stop while starting aborts the start and leaves nothing behind', async () => {
+  test('stop while starting (preload: true) aborts the start and leaves nothing behind', async () => {
     process.env.FAKE_SD_HANG = 'load';
     try {
-      const starting = start();
+      const starting = start({ preload: true });
       const failed = assert.rejects(starting, /aborted by stop/);
       await once(server, 'status'); // starting
       const pids = () => h.processesMatching(env.root);
@@ -121,8 +132,9 @@ describe('start errors', () => {
     server.on('status', (s) => statuses.push(s));
     await assert.rejects(start({ modelID: 'x', gpu: 1 }), (e) => {
       assert.ok(e instanceof g.ServerError);
-      assert.match(e.message, /^Server error: Unknown configuration field\(s\): gpu, modelID\. Valid fields for DiffusionServerManager are: backend, batchSize, binaryPath,/);
-      assert.deepEqual(e.details.unknownFields, ['gpu', 'modelID']);
+      assert.match(e.message, /^Server error: Unknown configuration fields: modelID, gpu\. Valid fields for DiffusionServerManager are: allowedOrigins, backend, batchSize, binaryPath,/);
+      assert.deepEqual(e.details.unknownFields, ['modelID', 'gpu']);
+      assert.ok(e.details.validFields.includes('usageMode') && e.details.validFields.includes('startupTimeout'));
       return true;
     });
     assert.deepEqual(statuses, []);
@@ -130,7 +142,8 @@ describe('start errors', () => {
 
   test('bad numbers are refused (sd.cpp would abort on them)', async () => {
     await assert.rejects(start({ threads: 'four' }), /threads must be a number/);
-    await assert.rejects(start({ batchSize: 1.5 }), /batchSize must be an integer/);
+    await assert.rejects(start({ batchSize: 'two' }), /batchSize must be a number/);
+    await assert.rejects(start({ usageMode: 'sometimes' }), /usageMode must be "burst", "single" or "auto"/);
   });
 
   test('unknown model, and a model that is not diffusion', async () => {
@@ -202,8 +215,11 @@ describe('start errors', () => {
     }
   });
 
-  test('a wrong VAE (Flux 1 given to Flux 2) is a ServerError naming the VAE and quoting sd.cpp', async () => {
-    await assert.rejects(start({ modelId: 'klein-wrong-vae' }), (e) => {
+  test('a wrong VAE (Flux 1 given to Flux 2): the first image fails naming the VAE and quoting sd.cpp', async () => {
+    await start({ modelId: 'klein-wrong-vae' });
+    const states = [];
+    server.on('backend-status', (e) => states.push(`${e.state}:${e.reason}`));
+    await assert.rejects(server.generateImage({ prompt: 'x', steps: 1 }), (e) => {
       assert.ok(e instanceof g.ServerError, e.stack);
       assert.match(e.message, /the VAE \(.*ae\.safetensors\) does not match the diffusion model/);
       assert.match(e.message, /Flux 2 VAE/);
@@ -212,13 +228,14 @@ describe('start errors', () => {
       assert.equal(e.details.exitCode, 1);
       return true;
     });
-    assert.equal(server.getStatus(), 'stopped');
+    assert.deepEqual(states, ['starting:spawned', 'absent:start-failed']);
+    assert.equal(server.getStatus(), 'running', 'the server keeps serving; the next image tries again');
   });
 
-  test('a component that is not a model file is named, with sd.cpp\'s lines', async () => {
+  test('preload: true spawns during start; a component that is not a model file fails the start, named', async () => {
     const rec = h.kleinRecord(env.root, { id: 'klein-garbage-llm' });
     h.modelFiles.writeGarbage(rec.components.llm.path);
-    await assert.rejects(start({ modelId: 'klein-garbage-llm' }), (e) => {
+    await assert.rejects(start({ modelId: 'klein-garbage-llm', preload: true }), (e) => {
       assert.ok(e instanceof g.ServerError);
       assert.match(e.message, /could not load the llm component \(.*Qwen3-4B-Q4_0\.gguf\): the file is missing or is not a model file/);
       assert.match(e.message, /unknown format/);
@@ -227,12 +244,26 @@ describe('start errors', () => {
     });
   });
 
-  test('sd-server that never finishes loading: startTimeoutMs, and nothing left behind', async () => {
+  test('sd-server that never finishes loading: startupTimeout per spawn, and nothing left behind', async () => {
     process.env.FAKE_SD_HANG = 'load';
     try {
-      await assert.rejects(start({ startTimeoutMs: 300 }), (e) => e instanceof g.ServerError && e.details.code === 'START_TIMEOUT');
-      assert.equal(server.getStatus(), 'stopped');
+      const t0 = Date.now();
+      const info = await start({ startupTimeout: 300 });
+      assert.ok(Date.now() - t0 < 300 || info.backend.state === 'absent', 'start() does not wait for sd-server');
+      await assert.rejects(server.generateImage({ prompt: 'x', steps: 1 }), (e) => {
+        assert.ok(e instanceof g.ServerError);
+        assert.equal(e.details.code, 'SD_SERVER_READY_TIMEOUT');
+        assert.equal(e.details.timeoutMs, 300);
+        assert.equal(typeof e.details.pid, 'number');
+        assert.match(e.details.suggestion, /startupTimeout/);
+        return true;
+      });
+      assert.equal(server.getStatus(), 'running');
       assert.deepEqual(h.processesMatching(env.root), []);
+      await server.stop();
+      // The older name is an alias; with preload the deadline bounds start() itself.
+      await assert.rejects(start({ startTimeoutMs: 300, preload: true }), (e) => e.details.code === 'SD_SERVER_READY_TIMEOUT');
+      assert.equal(server.getStatus(), 'stopped');
     } finally {
       delete process.env.FAKE_SD_HANG;
     }
@@ -294,10 +325,12 @@ describe('generateImage', () => {
 
   test('the model stays loaded: one sd-server for several images', async () => {
     const log = h.argsLog(env.tmp);
-    const info = await start();
-    for (let i = 0; i < 3; i++) await server.generateImage({ prompt: `image ${i}`, steps: 1 });
+    await start();
+    await server.generateImage({ prompt: 'image 0', steps: 1 });
+    const pid = server.getPid();
+    for (let i = 1; i < 3; i++) await server.generateImage({ prompt: `image ${i}`, steps: 1 });
     assert.equal(log.all().length, 1);
-    assert.equal(server.getPid(), info.pid);
+    assert.equal(server.getPid(), pid);
   });
 
   test('count gives a batch with consecutive seeds', async () => {
@@ -338,7 +371,8 @@ describe('generateImage', () => {
   test('cli backend: same API, one process per image', async () => {
     const log = h.argsLog(env.tmp);
     const info = await start({ backend: 'cli' });
-    assert.equal(info.backend, 'cli');
+    assert.equal(info.backendKind, 'cli');
+    assert.deepEqual(info.backend, { state: 'absent' });
     const a = await server.generateImage({ prompt: 'one', steps: 2, seed: 3, width: 64, height: 64 });
     const b = await server.generateImage({ prompt: 'two', steps: 2 });
     assert.deepEqual(h.pngSize(a.image), { width: 64, height: 64 });
@@ -350,13 +384,15 @@ describe('generateImage', () => {
   test('stop with a job running cancels it and leaves no process', async () => {
     process.env.FAKE_SD_STEP_MS = '200';
     try {
-      const info = await start();
+      await start();
+      const busy = nextEvent(server, 'backend-status', (e) => e.state === 'busy');
       const p = server.generateImage({ prompt: 'slow', steps: 50 });
       const rejected = assert.rejects(p, (e) => e.message === 'Image generation cancelled' && e.code === 'GENERATION_CANCELLED');
-      while (!server.getActiveGenerationId()) await new Promise((r) => setImmediate(r));
+      await busy;
+      const pid = server.getPid();
       await server.stop();
       await rejected;
-      assert.equal(h.processAlive(info.pid), false);
+      assert.equal(h.processAlive(pid), false);
       assert.deepEqual(h.processesMatching(env.root), []);
     } finally {
       process.env.FAKE_SD_STEP_MS = '2';
@@ -365,20 +401,26 @@ describe('generateImage', () => {
 });
 
 describe('crash while idle', () => {
-  test('an sd-server killed from outside: crashed, then respawned by the next request', async () => {
-    const info = await start();
+  test('an sd-server killed from outside: backend absent (crashed), server running, respawned by the next image', async () => {
+    await start();
+    await server.generateImage({ prompt: 'spawn', steps: 1 });
+    const pid = server.getPid();
     const crashed = once(server, 'crashed');
-    process.kill(info.pid, 'SIGKILL');
+    const status = nextEvent(server, 'backend-status', (e) => e.reason === 'crashed');
+    process.kill(pid, 'SIGKILL');
     const [c] = await crashed;
-    assert.equal(c.signal, 9);
+    assert.equal(c.signal, 'SIGKILL');
+    assert.equal(c.code, null);
     assert.equal(c.exitCode, 137);
-    assert.equal(server.getStatus(), 'crashed');
-    assert.equal(await server.isHealthy(), false);
-    assert.match(server.getInfo().error, /SIGKILL/);
+    assert.match(c.message, /SIGKILL/);
+    assert.deepEqual(await status, { state: 'absent', previous: 'ready', reason: 'crashed', exit: { code: null, signal: 'SIGKILL' } });
+    assert.equal(server.getStatus(), 'running');
+    assert.equal(await server.isHealthy(), true);
+    assert.equal(server.getPid(), undefined);
     const r = await server.generateImage({ prompt: 'back again', steps: 1 });
     assert.ok(h.pngSize(r.image));
+    assert.notEqual(server.getPid(), pid);
     assert.equal(server.getStatus(), 'running');
-    assert.equal(server.getInfo().error, undefined);
   });
 });
 

@@ -2,14 +2,17 @@
 /**
  * `DiffusionServerManager` / `diffusionServer`: genai-electron's diffusion server API over the
  * native supervisor (src/diffusion/). Rust does the work (sd-server/sd-cli processes, the job queue,
- * the HTTP API); this class adapts it to JS: EventEmitter events, Promises, Buffers, onProgress.
+ * the HTTP API, sd-server residency); this class adapts it to JS: EventEmitter events, Promises,
+ * Buffers, onProgress, and the 0.26 calls an orchestrator drives (executeImageGeneration,
+ * settleResidency, releaseBackend).
  */
 
 const { EventEmitter } = require('node:events');
 const binding = require('../binding.js');
 const { native, nativeSync, ServerError } = require('./errors.js');
 const { getUserDataPath } = require('./user-data.js');
-const { probeOptions } = require('./system-info.js');
+const { probeOptions, SystemInfo } = require('./system-info.js');
+const calibration = require('./diffusion-calibration.js');
 
 const BINARY_DIR_ENV = 'GENAI_ELECTRON_SD_BINARY_DIR';
 
@@ -46,14 +49,37 @@ function cancelledError(id) {
   return err;
 }
 
+/** Only these usage modes travel with a request; 0.26 ignores any other value in generateImage(). */
+function requestMode(mode) {
+  return mode === 'burst' || mode === 'single' ? mode : undefined;
+}
+
+function startEnv() {
+  return {
+    binaryDir: process.env[BINARY_DIR_ENV],
+    resultTtlMs: envNumber('IMAGE_RESULT_TTL_MS'),
+    cleanupIntervalMs: envNumber('IMAGE_CLEANUP_INTERVAL_MS'),
+  };
+}
+
 class DiffusionServerManager extends EventEmitter {
-  constructor() {
+  /**
+   * `modelManager` and `systemInfo` default to the singletons. `llamaServer` is kept for a
+   * resource orchestrator; without one `getOrchestrator()` is undefined and `'auto'` residency
+   * is always `'burst'`.
+   */
+  constructor(modelManager, systemInfo, llamaServer) {
     super();
     installExitHook();
     /** @type {Map<string, Function>} onProgress callbacks of generateImage() calls, by job id. */
     this._progress = new Map();
     this._config = undefined;
     this._keepAlive = undefined;
+    this._modelManager = modelManager;
+    this._systemInfo = systemInfo;
+    this._llamaServer = llamaServer;
+    this._orchestrator = undefined;
+    this._calibrating = false;
     this._native = new binding.NativeDiffusionServer((json) => this._onNative(json));
   }
 
@@ -90,11 +116,26 @@ class DiffusionServerManager extends EventEmitter {
         break;
       case 'crashed':
         this._safeEmit('crashed', {
+          code: ev.code,
+          signal: ev.signal,
           exitCode: ev.exitCode === null ? undefined : ev.exitCode,
-          signal: ev.signal === null ? undefined : ev.signal,
           stderr: ev.stderr,
           message: ev.message,
         });
+        break;
+      case 'backend-status': {
+        const event = { state: ev.state, previous: ev.previous };
+        if (ev.reason !== undefined) event.reason = ev.reason;
+        if (ev.exit) event.exit = { code: ev.exit.code, signal: ev.exit.signal };
+        this._safeEmit('backend-status', event);
+        break;
+      }
+      case 'backend-released':
+        try {
+          this._orchestrator?.onDiffusionBackendReleased?.(ev.reason);
+        } catch {
+          // The orchestrator's trouble must not break the release that already happened.
+        }
         break;
       case 'binary-log':
         this._safeEmit('binary-log', { message: ev.message, level: ev.level });
@@ -123,13 +164,12 @@ class DiffusionServerManager extends EventEmitter {
     if (config === null || typeof config !== 'object' || Array.isArray(config)) {
       throw new TypeError('start() expects a DiffusionServerConfig object');
     }
-    const info = await native(
-      this._native.start(getUserDataPath(), toJson(config), probeOptions(), {
-        binaryDir: process.env[BINARY_DIR_ENV],
-        resultTtlMs: envNumber('IMAGE_RESULT_TTL_MS'),
-        cleanupIntervalMs: envNumber('IMAGE_CLEANUP_INTERVAL_MS'),
-      }),
-    );
+    if (this._calibrating) {
+      throw new ServerError('Cannot start server while offload calibration is in progress', {
+        suggestion: 'Wait for calibrate() to finish, or abort it via its AbortSignal',
+      });
+    }
+    const info = await native(this._native.start(getUserDataPath(), toJson(config), probeOptions(), startEnv()));
     this._config = config;
     this._safeEmit('started', info);
     return info;
@@ -158,20 +198,66 @@ class DiffusionServerManager extends EventEmitter {
     if (config === null || typeof config !== 'object' || Array.isArray(config)) {
       throw new TypeError('generateImage() expects an ImageGenerationConfig object');
     }
+    const orchestrator = this.getOrchestrator();
+    if (orchestrator) return orchestrator.orchestrateImageGeneration(config);
+    // Runs and settles residency (usageMode) in one native job, before the result returns.
+    return this._run(config, { settle: true });
+  }
+
+  /**
+   * One image with no residency handling (genai-electron 0.26's core, used by orchestrators and
+   * calibration). `flagOverrides` force optimisation flags for this image; a change of flags
+   * respawns sd-server (backend-status reason 'flags-changed').
+   */
+  async executeImageGeneration(config, flagOverrides) {
+    if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+      throw new TypeError('executeImageGeneration() expects an ImageGenerationConfig object');
+    }
+    const { count: _count, ...one } = config;
+    return this._run(one, { settle: false, flags: flagOverrides });
+  }
+
+  /**
+   * `count` images (default 1) as separate jobs with seeds seed+i (a fresh random seed each
+   * when none is given); onProgress percentages span the whole batch.
+   */
+  async executeBatchGeneration(config) {
+    if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+      throw new TypeError('executeBatchGeneration() expects an ImageGenerationConfig object');
+    }
+    const count = Math.max(1, Math.floor(config.count ?? 1));
+    const { onProgress, count: _count, ...base } = config;
+    const hasSeed = typeof base.seed === 'number' && base.seed >= 0;
+    const results = [];
+    for (let i = 0; i < count; i++) {
+      const seed = hasSeed ? base.seed + i : Math.floor(Math.random() * 2147483647);
+      const scaled = onProgress
+        ? (step, total, stage, pct) => onProgress(step, total, stage, ((i + (pct ?? 0) / 100) / count) * 100)
+        : undefined;
+      results.push(await this.executeImageGeneration({ ...base, seed, onProgress: scaled }));
+    }
+    return results;
+  }
+
+  async _run(config, { settle, flags, nativeServer = this._native }) {
     const { onProgress, ...request } = config;
     if (onProgress !== undefined && typeof onProgress !== 'function') {
       throw new TypeError('onProgress must be a function');
     }
-    const id = nativeSync(() => this._native.submit(toJson(request)));
+    request.usageMode = requestMode(request.usageMode);
+    const flagJson = flags && typeof flags === 'object' ? toJson(flags) : undefined;
+    const id = nativeSync(() => nativeServer.submit(toJson(request), flagJson, settle));
     if (onProgress) this._progress.set(id, onProgress);
+    this._current = { id, nativeServer };
     let r;
     try {
-      r = await native(this._native.wait(id));
+      r = await native(nativeServer.wait(id));
     } catch (err) {
       if (err && err.details && err.details.code === 'GENERATION_CANCELLED') throw cancelledError(id);
       throw err;
     } finally {
       this._progress.delete(id);
+      if (this._current?.id === id) this._current = undefined;
     }
     const one = (img) => ({
       image: img.image,
@@ -184,6 +270,145 @@ class DiffusionServerManager extends EventEmitter {
     const result = one(r.images[0]);
     if (r.images.length > 1) result.images = r.images.map(one);
     return result;
+  }
+
+  /**
+   * Ends sd-server now (`reason` default 'explicit'); `waitForInFlight` lets the running image
+   * finish first. A spawn in progress is aborted; overlapping releases report the highest-ranked
+   * reason. The server keeps running: the next image spawns sd-server again.
+   */
+  async releaseBackend(options = {}) {
+    const reason = options?.reason ?? 'explicit';
+    await native(this._native.releaseBackend(String(reason), Boolean(options?.waitForInFlight)));
+  }
+
+  /** After an image: 'single' releases sd-server, anything else arms the idle release. */
+  async settleResidency(mode) {
+    await native(this._native.settleResidency(mode === 'single' || mode === 'burst' ? mode : undefined));
+  }
+
+  /** The request's mode, else the server's, else 'single' when an LLM had to make room, else 'burst'. */
+  resolveUsageMode(requestMode, llmWasOffloaded) {
+    if (requestMode === 'burst' || requestMode === 'single') return requestMode;
+    const configured = this._config?.usageMode;
+    if (configured === 'burst' || configured === 'single') return configured;
+    return llmWasOffloaded ? 'single' : 'burst';
+  }
+
+  /** `DiffusionBackendInfo`: sd-server's state, pid, startedAt, loadTimeMs, lastUsedAt, flags. */
+  getBackendInfo() {
+    return this._native.backendInfo();
+  }
+
+  /** The ResourceOrchestrator set for this manager, if any. */
+  getOrchestrator() {
+    return this._orchestrator;
+  }
+
+  /** Installs the orchestrator that `generateImage()` delegates to (and that hears releases). */
+  setOrchestrator(orchestrator) {
+    this._orchestrator = orchestrator ?? undefined;
+  }
+
+  isCalibrating() {
+    return this._calibrating;
+  }
+
+  /**
+   * Times each flag combo at each size and recommends one per size (genai-electron 0.26's
+   * algorithm). Needs the server stopped; runs its own private sd-server session meanwhile.
+   */
+  async calibrate(config) {
+    if (!this.isStopped()) {
+      throw new ServerError('Cannot calibrate while the server is running', {
+        suggestion: 'Stop the server with stop() before calibrating',
+      });
+    }
+    if (this._calibrating) {
+      throw new ServerError('Calibration is already in progress', {
+        suggestion: 'Wait for the current calibrate() call to finish',
+      });
+    }
+    if (config?.signal?.aborted) return calibration.calibrate(config, {});
+    this._calibrating = true;
+    let session;
+    const host = {
+      systemInfo: this._systemInfo ?? SystemInfo.getInstance(),
+      orchestrator: this.getOrchestrator(),
+      emit: (p) => this._safeEmit('calibration-progress', p),
+      modelInfo: async (id) => {
+        const mm = this._modelManager ?? require('./model-manager.js').ModelManager.getInstance();
+        const info = await mm.getModelInfo(id);
+        if (info.type !== 'diffusion') {
+          const { ModelNotFoundError } = require('./errors.js');
+          throw new ModelNotFoundError(`Model ${id} is not a diffusion model (type: ${info.type})`);
+        }
+        return info;
+      },
+      prepare: async (modelInfo, { threads, batchSize }) => {
+        session = new binding.NativeDiffusionServer((json) => this._onCalibrationNative(json));
+        const cfg = {
+          modelId: modelInfo.id,
+          port: 'auto',
+          threads,
+          batchSize,
+          usageMode: 'burst',
+          idleTimeoutMs: 0,
+          binaryPath: this._config?.binaryPath,
+        };
+        await native(session.start(getUserDataPath(), toJson(cfg), probeOptions(), startEnv()));
+      },
+      runImage: async (genConfig, combo, onPercent) => {
+        const t0 = Date.now();
+        const marks = {};
+        const flags = {};
+        for (const k of ['clipOnCpu', 'vaeOnCpu', 'offloadToCpu', 'diffusionFlashAttention']) {
+          if (combo[k] !== undefined) flags[k] = combo[k];
+        }
+        const onProgress = (_s, _t, stage, pct) => {
+          if (marks[stage] === undefined) marks[stage] = Date.now();
+          if (pct !== undefined) onPercent(pct);
+        };
+        const r = await this._run({ ...genConfig, onProgress }, { settle: false, flags, nativeServer: session });
+        const end = Date.now();
+        const stageMs = {};
+        const dif = marks.diffusion;
+        const dec = marks.decoding;
+        if (dif !== undefined) stageMs.loadMs = dif - t0;
+        if (dif !== undefined && dec !== undefined) stageMs.diffusionMs = dec - dif;
+        if (dec !== undefined) stageMs.decodeMs = end - dec;
+        return { timeTaken: r.timeTaken, stageMs, flags: session.backendInfo().flags };
+      },
+      release: async () => {
+        await native(session.releaseBackend('calibration', false)).catch(() => undefined);
+      },
+      cancelCurrent: () => {
+        const cur = this._current;
+        if (cur && cur.nativeServer === session) {
+          try {
+            cur.nativeServer.cancel(cur.id);
+          } catch {
+            // Already finished.
+          }
+        }
+      },
+      finish: async () => {
+        if (!session) return;
+        await native(session.releaseBackend('calibration', false)).catch(() => undefined);
+        await native(session.stop()).catch(() => undefined);
+      },
+    };
+    try {
+      return await calibration.calibrate(config, host);
+    } finally {
+      this._calibrating = false;
+    }
+  }
+
+  /** The private calibration session: its images and backend events, not its server status. */
+  _onCalibrationNative(json) {
+    if (json.includes('"type":"status"') || json.includes('"type":"crashed"')) return;
+    this._onNative(json);
   }
 
   /** Cancels a queued or running generation; unknown id -> ServerError (GENERATION_NOT_FOUND). */
@@ -211,8 +436,9 @@ class DiffusionServerManager extends EventEmitter {
     return this._native.info().port;
   }
 
+  /** sd-server's pid; undefined while it is absent (it is spawned on the first image). */
   getPid() {
-    return this._native.info().pid;
+    return this._native.info().pid ?? undefined;
   }
 
   getConfig() {
@@ -256,4 +482,4 @@ class DiffusionServerManager extends EventEmitter {
   }
 }
 
-module.exports = { DiffusionServerManager, BINARY_DIR_ENV };
+module.exports = { DiffusionServerManager, BINARY_DIR_ENV, pickRecommended: calibration.pickRecommended };

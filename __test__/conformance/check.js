@@ -31,6 +31,7 @@ const INPUT_TYPES = new Set([
   'ImageGenerationConfig',
   'DiffusionServerConfig',
   'DiffusionCalibrationConfig',
+  'DiffusionCalibrationGeneration',
   'DiffusionOffloadCombo',
   'CalibrationSize',
   'OptimalConfigHints',

@@ -96,6 +96,43 @@ module.exports = [
       'details.required/available are byte counts for a download that does not fit on disk and absent when the disk fills during a transfer; 0.26 types both as required strings.',
   },
 
+  {
+    names: ['diffusionServer', 'DiffusionServerManager'],
+    members: [
+      'getOrchestrator',
+      'calibrate',
+      'getConfig',
+      // EventEmitter methods that return `this`: 0.26's class, whose private members make any
+      // other class unassignable to it. The event payloads are checked as their own types
+      // (DiffusionBackendStatusEvent, DiffusionCalibrationProgress, ...).
+      'on',
+      'once',
+      'addListener',
+      'prependListener',
+      'prependOnceListener',
+      'off',
+      'removeListener',
+      'removeAllListeners',
+      'setMaxListeners',
+    ],
+    kind: 'difference',
+    doc: '`getOrchestrator()`',
+    reason:
+      "getOrchestrator() returns the orchestrator set with setOrchestrator(), typed as the interface the manager calls; 0.26's ResourceOrchestrator class has private members, so no other type is assignable to it. calibrate() resolves with a DiffusionCalibrationReport (see its entry). getConfig() returns the DiffusionServerConfig given to start(); 0.26 declares it with the LLM server's ServerConfig inherited from its base class. EventEmitter methods return `this`, 0.26's own class type.",
+  },
+  {
+    names: ['GenerationState'],
+    kind: 'difference',
+    doc: '`GenerationState.config`',
+    reason: "0.26's registry keeps each request's config in the entry; the HTTP API never sends it, and neither does this package.",
+  },
+  {
+    names: ['DiffusionCalibrationReport'],
+    kind: 'difference',
+    doc: '`DiffusionCalibrationReport.sampler`',
+    reason: 'Echoes the sampler calibrated with, which may be one of the samplers this package accepts beyond 0.26 (ImageSampler is a superset).',
+  },
+
   // ---- The LLM server and its calibration (not provided yet)
   {
     names: ['llamaServer', 'LlamaServerManager', 'LlamaServerReadyState', 'LlamaServerConfig', 'LlamaPreStartHook', 'ServerConfig', 'OptimalConfigHints', 'FlashAttentionSetting', 'LLAMA_CALIBRATION_DEFAULTS'],
@@ -132,37 +169,10 @@ module.exports = [
     reason: 'Binary provisioning (pinned llama.cpp / stable-diffusion.cpp releases and their download events) is not provided yet.',
   },
   {
-    names: ['ServerManager', 'ProcessManager', 'LogManager', 'GenerationRegistry', 'Downloader', 'SpawnOptions', 'SpawnResult', 'LogRotationOptions', 'ServerEvent', 'ServerEventData'],
+    names: ['ServerManager', 'ProcessManager', 'LogManager', 'GenerationRegistry', 'Downloader', 'SpawnOptions', 'SpawnResult', 'LogRotationOptions', 'ServerEventData'],
     kind: 'not-provided',
     doc: '`ServerManager`, `ProcessManager`, `LogManager`, `GenerationRegistry`, `Downloader`',
     reason:
       "genai-electron's internal building blocks (process spawning, log files, the job map, the single-stream downloader); this library does that work natively and does not expose it as classes.",
-  },
-
-  // ---- diffusionServer: declarations still the pre-0.25 shape (residency, calibration)
-  {
-    names: ['diffusionServer', 'DiffusionServerManager', 'DiffusionServerInfo', 'GenerationState'],
-    kind: 'pending',
-    doc: '`diffusionServer` residency',
-    reason: 'Residency (getInfo().backend as DiffusionBackendInfo, releaseBackend, ...), calibrate() and executeImageGeneration() are being added.',
-  },
-  {
-    names: [
-      'DiffusionUsageMode',
-      'DiffusionBackendState',
-      'DiffusionBackendReleaseReason',
-      'DiffusionBackendInfo',
-      'DiffusionBackendStatusEvent',
-      'DiffusionOffloadCombo',
-      'CalibrationSize',
-      'DiffusionCalibrationGeneration',
-      'DiffusionCalibrationConfig',
-      'DiffusionCalibrationProgress',
-      'CalibrationRun',
-      'DiffusionCalibrationReport',
-    ],
-    kind: 'pending',
-    doc: '`diffusionServer` residency',
-    reason: 'The residency and calibration types are being added with diffusionServer residency and calibrate().',
   },
 ];

@@ -237,10 +237,23 @@ function setup() {
   return { root, binaryPath: FAKE_SD_DIR, tmp: fs.mkdtempSync(path.join(os.tmpdir(), 'genai-rs-dtmp-')) };
 }
 
+/** The next `name` event of `emitter` whose payload satisfies `pred`. */
+function nextEvent(emitter, name, pred = () => true) {
+  return new Promise((resolve) => {
+    const on = (e) => {
+      if (!pred(e)) return;
+      emitter.off(name, on);
+      resolve(e);
+    };
+    emitter.on(name, on);
+  });
+}
+
 module.exports = {
   FAKE_SD_DIR,
   REPLAY_CAPTURE,
   replayRealRun,
+  nextEvent,
   GIB,
   modelFiles,
   kleinRecord,

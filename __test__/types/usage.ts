@@ -18,6 +18,8 @@ import {
   StorageManager,
 } from '../../index';
 import type {
+  DiffusionBackendState,
+  DiffusionCalibrationReport,
   ModelInfo,
   DownloadConfig,
   DiffusionComponentRole,
@@ -84,7 +86,23 @@ async function main(): Promise<void> {
   });
   const bytes: Buffer = result.image;
   void bytes;
+  // Residency and calibration (genai-electron 0.26).
+  diffusionServer.on('backend-status', (e) => void [e.state, e.previous, e.reason, e.exit?.signal]);
+  diffusionServer.on('calibration-progress', (p) => void p.overallPercent);
+  const backend: DiffusionBackendState = started.backend.state;
+  void [backend, diffusionServer.getBackendInfo().pid, diffusionServer.resolveUsageMode(undefined, false)];
+  await diffusionServer.releaseBackend({ reason: 'explicit', waitForInFlight: true });
+  await diffusionServer.settleResidency('single');
+  const batch: ImageGenerationResult[] = await diffusionServer.executeBatchGeneration({ prompt: 'x', count: 2, usageMode: 'burst' });
+  void batch;
   await diffusionServer.stop();
+  const report: DiffusionCalibrationReport = await diffusionServer.calibrate({
+    modelId: info.id,
+    sizes: [{ width: 512, height: 512 }],
+    generation: { steps: 4, cfgScale: 1, sampler: 'euler' },
+    signal: new AbortController().signal,
+  });
+  void report.recommended['512x512']?.label;
 
   try {
     await modelManager.getModelInfo('nope');

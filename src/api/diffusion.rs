@@ -6,7 +6,8 @@
 
 use super::errors::{to_napi, IntoNapi};
 use super::system::{config as probe_config, SystemProbeOptions, SYSTEM};
-use crate::diffusion::flags::GpuMemory;
+use crate::diffusion::config::UsageMode;
+use crate::diffusion::flags::{FlagOverrides, GpuMemory};
 use crate::diffusion::logs;
 use crate::diffusion::manager::{DiffusionServer, EventSink, StartEnv};
 use crate::error::Error;
@@ -63,6 +64,24 @@ async fn flush(events: &EventFn) {
 fn parse_json(text: &str, what: &str) -> napi::Result<Value> {
     serde_json::from_str(text)
         .map_err(|e| to_napi(Error::InvalidArgument(format!("{what} must be JSON: {e}"))))
+}
+
+fn parse_flag_overrides(v: &Value) -> napi::Result<FlagOverrides> {
+    let flag = |k: &str| -> napi::Result<Option<bool>> {
+        match v.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(x) => Err(to_napi(Error::InvalidArgument(format!(
+                "flagOverrides.{k} must be a boolean, got {x}"
+            )))),
+        }
+    };
+    Ok(FlagOverrides {
+        clip_on_cpu: flag("clipOnCpu")?,
+        vae_on_cpu: flag("vaeOnCpu")?,
+        offload_to_cpu: flag("offloadToCpu")?,
+        diffusion_fa: flag("diffusionFlashAttention")?,
+    })
 }
 
 fn ms(v: Option<f64>, default: u64) -> Duration {
@@ -189,11 +208,45 @@ impl NativeDiffusionServer {
         })
     }
 
-    /// Queues a generation; returns its id.
+    /// Queues a generation; returns its id. `flags_json`: optimisation flags forced for this
+    /// image; `settle: false` leaves residency to the caller (orchestrator, calibration).
     #[napi]
-    pub fn submit(&self, request_json: String) -> napi::Result<String> {
+    pub fn submit(
+        &self,
+        request_json: String,
+        flags_json: Option<String>,
+        settle: Option<bool>,
+    ) -> napi::Result<String> {
         let v = parse_json(&request_json, "config")?;
-        self.core.submit(&v).napi()
+        let flags = match flags_json {
+            Some(f) => Some(parse_flag_overrides(&parse_json(&f, "flagOverrides")?)?),
+            None => None,
+        };
+        self.core
+            .submit_with(&v, flags, settle.unwrap_or(true))
+            .napi()
+    }
+
+    /// `releaseBackend({ reason, waitForInFlight })`.
+    #[napi]
+    pub async fn release_backend(&self, reason: String, wait_for_in_flight: bool) {
+        self.core.release_backend(&reason, wait_for_in_flight).await;
+        flush(&self.events).await;
+    }
+
+    /// `settleResidency(mode)`.
+    #[napi]
+    pub async fn settle_residency(&self, mode: Option<String>) {
+        self.core
+            .settle(mode.as_deref().and_then(UsageMode::parse))
+            .await;
+        flush(&self.events).await;
+    }
+
+    /// `getBackendInfo()`.
+    #[napi]
+    pub fn backend_info(&self) -> Value {
+        self.core.backend_info()
     }
 
     /// Resolves with the images of generation `id` (after all its progress notifications).

@@ -25,9 +25,8 @@ fn push_common_tail(out: &mut Vec<String>, opts: &ProcessOptions) {
     out.extend(opts.flags.args());
 }
 
-/// sd-server: loads the model once and listens on a private loopback port.
-/// `batchSize` becomes `-b`, sd.cpp's default batch *count* for requests that do not set one;
-/// every job we send sets its own, so it never changes how many images come back.
+/// sd-server: loads the model once and listens on a private loopback port. `batchSize` is not a
+/// command-line flag here: it travels in each job (`server_job_body`), as in genai-electron.
 pub fn server_args(
     files: &ModelFiles,
     opts: &ProcessOptions,
@@ -36,10 +35,6 @@ pub fn server_args(
 ) -> Vec<String> {
     let mut out = files.args();
     push_common_tail(&mut out, opts);
-    if let Some(b) = opts.batch_size {
-        out.push("-b".into());
-        out.push(b.to_string());
-    }
     out.push("--listen-ip".into());
     out.push(listen_ip.to_string());
     out.push("--listen-port".into());
@@ -99,8 +94,9 @@ pub fn cli_args(
 }
 
 /// The body of `POST /sdcpp/v1/img_gen`. Values not given are left out, so sd.cpp's defaults apply
-/// exactly as with sd-cli.
-pub fn server_job_body(req: &ImageRequest) -> Value {
+/// exactly as with sd-cli. `batch_count` is the request's `count`, or for one image the server's
+/// `batchSize` (genai-electron's `max(1, floor(batchSize))`; the first image is the result).
+pub fn server_job_body(req: &ImageRequest, batch_size: Option<u32>) -> Value {
     let mut body = Map::new();
     body.insert("prompt".into(), json!(req.prompt));
     if let Some(n) = &req.negative_prompt {
@@ -113,7 +109,12 @@ pub fn server_job_body(req: &ImageRequest) -> Value {
         body.insert("height".into(), json!(h));
     }
     body.insert("seed".into(), json!(req.seed));
-    body.insert("batch_count".into(), json!(req.count));
+    let batch = if req.count > 1 {
+        req.count
+    } else {
+        batch_size.unwrap_or(1).max(1)
+    };
+    body.insert("batch_count".into(), json!(batch));
     let mut sample = Map::new();
     if let Some(s) = &req.sampler {
         sample.insert("sample_method".into(), json!(s));
@@ -163,6 +164,9 @@ mod tests {
             seed: 123,
             sampler: Some("euler".into()),
             count: 1,
+            usage_mode: None,
+            flag_overrides: None,
+            settle: true,
         }
     }
 
@@ -237,7 +241,7 @@ mod tests {
             batch_size: Some(1),
         };
         let a = server_args(&klein(), &opts, "127.0.0.1", 40001);
-        assert_eq!(a, v("--diffusion-model /m/klein.gguf --llm /m/qwen.gguf --vae /m/vae.safetensors -t 8 --clip-on-cpu -b 1 --listen-ip 127.0.0.1 --listen-port 40001"));
+        assert_eq!(a, v("--diffusion-model /m/klein.gguf --llm /m/qwen.gguf --vae /m/vae.safetensors -t 8 --clip-on-cpu --listen-ip 127.0.0.1 --listen-port 40001"));
     }
 
     #[test]
@@ -252,12 +256,16 @@ mod tests {
             seed: 5,
             sampler: None,
             count: 2,
+            ..req()
         };
         assert_eq!(
-            server_job_body(&r),
+            server_job_body(&r, Some(4)),
             json!({"prompt": "x", "seed": 5, "batch_count": 2, "output_format": "png"})
         );
-        let b = server_job_body(&req());
+        // One image: batchSize is the batch count, as genai-electron sends it.
+        assert_eq!(server_job_body(&req(), Some(3))["batch_count"], 3);
+        assert_eq!(server_job_body(&req(), None)["batch_count"], 1);
+        let b = server_job_body(&req(), None);
         assert_eq!(b["sample_params"]["sample_steps"], 4);
         assert_eq!(b["sample_params"]["guidance"]["txt_cfg"], 1.0);
         assert_eq!(b["sample_params"]["sample_method"], "euler");

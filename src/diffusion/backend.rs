@@ -4,12 +4,14 @@
 //! dead or failing child into an error that quotes sd.cpp.
 
 use crate::diffusion::args::{cli_args, server_args, server_job_body, ProcessOptions};
+use crate::diffusion::flags::{self, FlagOverrides, Flags, GpuMemory};
 use crate::diffusion::jobs::{CancelFlag, Claimed, JobError, JobImage};
 use crate::diffusion::layout::ModelFiles;
 use crate::diffusion::logs::{LogFile, LogLevel};
 use crate::diffusion::output_parser::{role_of, Event, FailureNotes, Level, Line};
 use crate::diffusion::process::{ExitInfo, LineHandler, SdProcess, Stream};
 use crate::diffusion::progress::{Progress, Tracker};
+use crate::diffusion::residency::{now_iso, stronger, BackendState, Residency};
 use crate::error::{Error, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -33,13 +35,18 @@ pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 /// Notifications from a backend to the manager.
 pub trait Hooks: Send + Sync {
     fn log(&self, level: LogLevel, message: &str);
-    /// sd-server died on its own (not stopped or cancelled by us).
+    /// `backend-status`: sd-server's residency state changed (or was re-stated with a reason).
+    fn backend_status(
+        &self,
+        state: BackendState,
+        previous: BackendState,
+        reason: Option<&str>,
+        exit: Option<&ExitInfo>,
+    );
+    /// sd-server died on its own (not stopped or released by us).
     fn crashed(&self, info: &ExitInfo);
-    /// A replacement sd-server is loading / is ready (after a crash or a cancel).
-    fn respawning(&self);
-    fn respawned(&self, pid: u32);
-    /// The replacement could not be started (the server is unusable until one can be).
-    fn respawn_failed(&self, error: &Error);
+    /// sd-server is gone (released or crashed): room was made, for whoever waits for it.
+    fn released(&self, reason: &str);
 }
 
 #[derive(Debug)]
@@ -61,8 +68,13 @@ struct JobSink {
     notes: FailureNotes,
     /// Rung on lines that mean "look now" (done, failed, saved).
     wake: Arc<Notify>,
-    /// When the child last printed anything during this job (the stall watchdog's clock).
+    /// When the job last showed activity (output, submission, a status change): the job
+    /// activity watchdog's clock.
     last_output: Instant,
+    /// sd-server's id for the job, once submitted.
+    backend_job: Option<String>,
+    /// The last stderr lines during this job (quoted when it is declared stuck).
+    stderr: std::collections::VecDeque<String>,
 }
 
 impl JobSink {
@@ -75,40 +87,58 @@ impl JobSink {
             notes: FailureNotes::default(),
             wake,
             last_output: Instant::now(),
+            backend_job: None,
+            stderr: Default::default(),
         }
     }
 }
 
-/// Resolves once the job in `sink` has printed nothing for `timeout`. sd.cpp prints a line per
-/// sampling step, so silence that long means it hangs (a deadlock, a stuck GPU driver), and
-/// nothing else would ever end the job.
-async fn stalled(sink: &SinkSlot, timeout: Duration) {
+/// Resolves with the idle time once the job in `sink` has shown no activity for `timeout`
+/// (never when `None`: the watchdog is off). sd.cpp prints a line per sampling step, so silence
+/// that long means it hangs (a deadlock, a stuck GPU driver), and nothing else would end the job.
+async fn stalled(sink: &SinkSlot, timeout: Option<Duration>) -> Duration {
+    let Some(timeout) = timeout else {
+        return std::future::pending().await;
+    };
+    // genai-electron checks on a tick of a tenth of the timeout (at most 30 s).
+    let tick = (timeout / 10).clamp(Duration::from_millis(1), Duration::from_secs(30));
     loop {
         let last = lock(sink)
             .as_ref()
             .map(|s| s.last_output)
             .unwrap_or_else(Instant::now);
-        let deadline = last + timeout;
-        if Instant::now() >= deadline {
-            return;
+        let idle = last.elapsed();
+        if idle >= timeout {
+            return idle;
         }
-        tokio::time::sleep_until(deadline.into()).await;
+        tokio::time::sleep((timeout - idle).min(tick)).await;
     }
 }
 
-/// The error of a job ended by the stall watchdog.
-fn stall_error(program: &str, timeout: Duration) -> JobError {
-    JobError::new(
+/// `BACKEND_JOB_STUCK`: the job activity watchdog ended the job.
+fn stuck_error(
+    job_id: Option<String>,
+    idle: Duration,
+    timeout: Duration,
+    stage: &str,
+    args: &[String],
+    stderr_tail: String,
+) -> JobError {
+    JobError::coded(
         format!(
-            "stable-diffusion.cpp ({program}) made no progress for {} ms (no output and no result): the job was stopped and {program} was killed{}",
-            timeout.as_millis(),
-            if program == "sd-server" { " and restarted" } else { "" }
+            "stable-diffusion.cpp job made no progress for {} ms (jobActivityTimeoutMs {}): the job was stopped and the backend released",
+            idle.as_millis(),
+            timeout.as_millis()
         ),
-        "BACKEND_ERROR",
+        "BACKEND_JOB_STUCK",
         json!({
-            "reason": "STALLED",
-            "jobStallTimeoutMs": timeout.as_millis() as u64,
-            "suggestion": "If very slow steps are expected (large images on a CPU), raise jobStallTimeoutMs.",
+            "jobId": job_id,
+            "idleMs": idle.as_millis() as u64,
+            "timeoutMs": timeout.as_millis() as u64,
+            "stage": stage,
+            "args": args,
+            "backendStderrTail": stderr_tail,
+            "suggestion": "If very slow steps are expected (large images on a CPU), raise DiffusionServerConfig.jobActivityTimeoutMs, or set it to 0 to disable the watchdog.",
         }),
     )
 }
@@ -160,6 +190,12 @@ fn line_handler(
         let mut guard = lock(&sink);
         if let Some(s) = guard.as_mut() {
             s.last_output = Instant::now();
+            if stream == Stream::Stderr {
+                if s.stderr.len() >= crate::diffusion::process::STDERR_TAIL {
+                    s.stderr.pop_front();
+                }
+                s.stderr.push_back(raw.trim_end().to_string());
+            }
             s.notes.observe(line);
             if let Some(p) = s.tracker.observe(line, Instant::now()) {
                 (s.on_progress)(p);
@@ -191,9 +227,9 @@ pub fn png_size(png: &[u8]) -> Option<(u32, u32)> {
 
 fn image_from_png(png: Vec<u8>, seed: i64) -> std::result::Result<JobImage, JobError> {
     let (width, height) = png_size(&png).ok_or_else(|| {
-        JobError::new(
+        JobError::coded(
             "Failed to read generated image: not a PNG",
-            "IO_ERROR",
+            "IMAGE_DECODE_FAILED",
             json!({ "bytes": png.len() }),
         )
     })?;
@@ -296,8 +332,14 @@ pub fn load_error(info: &ExitInfo, files: &ModelFiles, program: &str, args: &[St
     )
 }
 
-/// The error for a child that died during a job.
-fn crash_error(info: &ExitInfo, program: &str, files: &ModelFiles, args: &[String]) -> JobError {
+/// The error for a child that died during a job (`code`: the `details.code`).
+fn crash_error(
+    info: &ExitInfo,
+    program: &str,
+    files: &ModelFiles,
+    args: &[String],
+    code: &str,
+) -> JobError {
     let mut message = format!(
         "stable-diffusion.cpp ({program}) exited with {} during generation",
         info.describe()
@@ -315,21 +357,22 @@ fn crash_error(info: &ExitInfo, program: &str, files: &ModelFiles, args: &[Strin
     } else if mul_mat && files.has_llm {
         message.push_str("\nLikely cause: the llm text encoder does not match the diffusion model (for example Qwen3-8B given to Flux 2 Klein 4B, which needs Qwen3-4B)");
     }
-    JobError::new(
+    JobError::coded(
         message,
-        "BACKEND_ERROR",
+        code,
         json!({
             "exitCode": info.exit_code(),
-            "signal": info.signal,
+            "signal": info.signal.and_then(crate::diffusion::process::signal_name_of),
             "stderr": info.stderr_tail.join("\n"),
+            "stdout": info.notes.lines.join("\n"),
             "args": args,
         }),
     )
 }
 
 pub enum Backend {
-    Server(ServerBackend),
-    Cli(CliBackend),
+    Server(Arc<ServerBackend>),
+    Cli(Box<CliBackend>),
 }
 
 impl Backend {
@@ -358,10 +401,20 @@ impl Backend {
         }
     }
 
-    pub fn is_alive(&self) -> bool {
+    /// `DiffusionBackendInfo`. sd-cli has no resident process: `busy` while one runs, else
+    /// `absent`.
+    pub fn info(&self) -> Value {
         match self {
-            Backend::Server(s) => s.is_alive(),
-            Backend::Cli(_) => true,
+            Backend::Server(s) => s.info(),
+            Backend::Cli(c) => json!({
+                "state": if lock(&c.current).is_some() { "busy" } else { "absent" },
+            }),
+        }
+    }
+
+    pub async fn release(&self, reason: &str) {
+        if let Backend::Server(s) = self {
+            s.release(reason).await;
         }
     }
 }
@@ -372,6 +425,8 @@ impl Backend {
 struct Live {
     proc: SdProcess,
     base: String,
+    /// The command line, quoted in errors.
+    args: Vec<String>,
     /// Set before we stop it on purpose, so its exit is not reported as a crash.
     expected: AtomicBool,
     /// The crash was reported (by the watcher or by the job that saw it first). A mutex, not a
@@ -379,36 +434,82 @@ struct Live {
     reported: Mutex<bool>,
 }
 
-impl Live {
-    /// Reports an exit we did not ask for, once. The job that sees the exit calls this before
-    /// failing, so `crashed` reaches JS before the job's error.
-    fn report_exit(&self, hooks: &dyn Hooks, info: &ExitInfo) {
-        let mut reported = lock(&self.reported);
-        if !self.expected.load(Ordering::SeqCst) && !*reported {
-            *reported = true;
-            hooks.crashed(info);
-        }
-    }
-}
-
-/// `startTimeoutMs` (load and answer) and `jobStallTimeoutMs` (silence during a job).
+/// `startupTimeout` (spawn to ready, per spawn) and `jobActivityTimeoutMs` (no activity during a
+/// job; `None` = off).
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     pub start: Duration,
-    pub job_stall: Duration,
+    pub job_stall: Option<Duration>,
+}
+
+/// What an sd-server spawn is made of, besides the flags decided per image.
+pub struct ServerSetup {
+    pub binary: PathBuf,
+    pub files: ModelFiles,
+    pub threads: Option<u32>,
+    pub batch_size: Option<u32>,
+    /// Measured at `start()`; flags are decided from it per image.
+    pub gpu: GpuMemory,
+    /// The server config's own flag choices (`None` = auto).
+    pub overrides: FlagOverrides,
+}
+
+/// The residency record and where its changes go; shared with the exit watcher task.
+#[derive(Clone)]
+struct Reporter {
+    res: Arc<Mutex<Residency>>,
+    hooks: Arc<dyn Hooks>,
+}
+
+impl Reporter {
+    /// Changes the state and emits `backend-status`; with a reason it emits even when the state
+    /// stays the same (genai-electron's rule).
+    fn set_state(&self, state: BackendState, reason: Option<&str>, exit: Option<&ExitInfo>) {
+        let previous = {
+            let mut r = lock(&self.res);
+            let p = r.state;
+            if p == state && reason.is_none() {
+                return;
+            }
+            r.state = state;
+            p
+        };
+        self.hooks.backend_status(state, previous, reason, exit);
+    }
+
+    fn disarm_idle(&self) {
+        if let Some(h) = lock(&self.res).idle.take() {
+            h.abort();
+        }
+    }
+
+    /// Reports an exit we did not ask for, once: `absent` with reason `crashed` and the exit.
+    /// The job that sees the exit calls this before failing, so the event reaches JS first.
+    fn report_exit(&self, live: &Live, info: &ExitInfo) {
+        let mut reported = lock(&live.reported);
+        if live.expected.load(Ordering::SeqCst) || *reported {
+            return;
+        }
+        *reported = true;
+        self.disarm_idle();
+        lock(&self.res).clear();
+        self.set_state(BackendState::Absent, Some("crashed"), Some(info));
+        self.hooks.crashed(info);
+        self.hooks.released("crashed");
+    }
 }
 
 pub struct ServerBackend {
-    binary: PathBuf,
-    files: ModelFiles,
-    opts: ProcessOptions,
+    setup: ServerSetup,
     start_timeout: Duration,
-    stall_timeout: Duration,
+    stall_timeout: Option<Duration>,
     log: Arc<LogFile>,
     hooks: Arc<dyn Hooks>,
+    rep: Reporter,
+    /// The process; held across a spawn or a stop, so they never overlap.
     live: tokio::sync::Mutex<Option<Arc<Live>>>,
-    /// The live child's pid, readable without awaiting.
-    pid: Mutex<Option<(u32, Arc<Live>)>>,
+    /// Set while a spawn runs; a release aborts the spawn through it.
+    start_abort: Mutex<Option<Arc<CancelFlag>>>,
     sink: SinkSlot,
     client: reqwest::Client,
     shutdown: Arc<CancelFlag>,
@@ -441,26 +542,33 @@ pub fn free_loopback_port() -> Result<u16> {
     Ok(l.local_addr().map(|a| a.port()).unwrap_or(0))
 }
 
+fn start_aborted() -> Error {
+    Error::server(
+        "Server start was aborted by stop()",
+        json!({ "code": "SD_SERVER_START_ABORTED" }),
+    )
+}
+
 impl ServerBackend {
     pub fn new(
-        binary: PathBuf,
-        files: ModelFiles,
-        opts: ProcessOptions,
+        setup: ServerSetup,
         timeouts: Timeouts,
         log: Arc<LogFile>,
         hooks: Arc<dyn Hooks>,
         shutdown: Arc<CancelFlag>,
     ) -> Self {
         ServerBackend {
-            binary,
-            files,
-            opts,
+            setup,
             start_timeout: timeouts.start,
             stall_timeout: timeouts.job_stall,
             log,
+            rep: Reporter {
+                res: Arc::new(Mutex::new(Residency::default())),
+                hooks: hooks.clone(),
+            },
             hooks,
             live: tokio::sync::Mutex::new(None),
-            pid: Mutex::new(None),
+            start_abort: Mutex::new(None),
             sink: Arc::new(Mutex::new(None)),
             client: crate::http::loopback_client(),
             shutdown,
@@ -468,38 +576,143 @@ impl ServerBackend {
     }
 
     pub fn pid(&self) -> Option<u32> {
-        lock(&self.pid)
-            .as_ref()
-            .filter(|(_, l)| l.proc.is_alive())
-            .map(|(p, _)| *p)
+        lock(&self.rep.res).pid
     }
 
-    pub fn is_alive(&self) -> bool {
-        self.pid().is_some()
+    pub fn state(&self) -> BackendState {
+        lock(&self.rep.res).state
     }
 
-    /// Spawns sd-server and waits until it is alive and answers HTTP. Retries once on another
-    /// port if it exits 0 right after printing `listening on` (the port was taken meanwhile).
-    pub async fn start(&self) -> Result<u32> {
+    pub fn info(&self) -> Value {
+        lock(&self.rep.res).to_json()
+    }
+
+    /// The flags for an image: its own overrides, then the config's, then the automatic rule.
+    pub fn flags_for(&self, job: Option<FlagOverrides>) -> Flags {
+        let (j, c) = (job.unwrap_or_default(), self.setup.overrides);
+        let merged = FlagOverrides {
+            clip_on_cpu: j.clip_on_cpu.or(c.clip_on_cpu),
+            vae_on_cpu: j.vae_on_cpu.or(c.vae_on_cpu),
+            offload_to_cpu: j.offload_to_cpu.or(c.offload_to_cpu),
+            diffusion_fa: j.diffusion_fa.or(c.diffusion_fa),
+        };
+        flags::decide(
+            self.setup.files.size,
+            self.setup.files.has_llm,
+            self.setup.gpu,
+            merged,
+        )
+        .flags
+    }
+
+    pub fn disarm_idle(&self) {
+        self.rep.disarm_idle();
+    }
+
+    /// A ready sd-server with these flags: the warm one, or a new one (the warm one is released
+    /// with reason `flags-changed` first when its flags differ).
+    async fn ensure(&self, flags: Flags) -> Result<Arc<Live>> {
         let mut guard = self.live.lock().await;
-        let live = self.spawn_ready().await?;
-        let pid = live.proc.pid();
-        *guard = Some(live);
-        Ok(pid)
+        if let Some(l) = guard.take() {
+            if l.proc.is_alive() {
+                if lock(&self.rep.res).flags == Some(flags) {
+                    *guard = Some(l.clone());
+                    return Ok(l);
+                }
+                self.stop_live(l, "flags-changed").await;
+            }
+        }
+        if self.shutdown.is_cancelled() {
+            return Err(start_aborted());
+        }
+        let abort = Arc::new(CancelFlag::default());
+        *lock(&self.start_abort) = Some(abort.clone());
+        self.rep
+            .set_state(BackendState::Starting, Some("spawned"), None);
+        let (t0, started_at) = (Instant::now(), now_iso());
+        let r = self.spawn_ready(flags, &abort).await;
+        *lock(&self.start_abort) = None;
+        match r {
+            Ok(live) => {
+                {
+                    let mut res = lock(&self.rep.res);
+                    res.pid = Some(live.proc.pid());
+                    res.started_at = Some(started_at);
+                    res.load_time_ms = Some(t0.elapsed().as_millis() as u64);
+                    res.last_used_at = None;
+                    res.flags = Some(flags);
+                    res.stop_reason = None;
+                }
+                *guard = Some(live.clone());
+                self.rep.set_state(BackendState::Ready, Some("ready"), None);
+                self.watch(live.clone());
+                Ok(live)
+            }
+            Err(e) => {
+                self.rep
+                    .set_state(BackendState::Absent, Some("start-failed"), None);
+                Err(e)
+            }
+        }
     }
 
-    async fn spawn_ready(&self) -> Result<Arc<Live>> {
+    /// Stops `live` (the caller holds the process slot): `stopping` then `absent`, both with
+    /// the highest-ranked reason asked for meanwhile.
+    async fn stop_live(&self, live: Arc<Live>, reason: &str) {
+        self.disarm_idle();
+        live.expected.store(true, Ordering::SeqCst);
+        let reason = {
+            let mut r = lock(&self.rep.res);
+            let s = stronger(r.stop_reason.as_deref(), reason);
+            r.stop_reason = Some(s.clone());
+            s
+        };
+        self.rep
+            .set_state(BackendState::Stopping, Some(&reason), None);
+        let info = live.proc.terminate(KILL_GRACE).await;
+        let reason = {
+            let mut r = lock(&self.rep.res);
+            r.clear();
+            r.stop_reason.take().unwrap_or(reason)
+        };
+        self.hooks.log(
+            LogLevel::Info,
+            &format!("sd-server released ({reason}; {})", info.describe()),
+        );
+        self.rep
+            .set_state(BackendState::Absent, Some(&reason), None);
+        self.hooks.released(&reason);
+    }
+
+    /// `releaseBackend({ reason })`: aborts a spawn in progress, joins a stop in progress
+    /// (raising its reason by rank), or stops the warm process. Nothing to do when absent.
+    pub async fn release(&self, reason: &str) {
+        self.disarm_idle();
+        if let Some(a) = lock(&self.start_abort).as_ref() {
+            a.cancel();
+        }
+        {
+            let mut r = lock(&self.rep.res);
+            if r.state == BackendState::Stopping {
+                r.stop_reason = Some(stronger(r.stop_reason.as_deref(), reason));
+            }
+        }
+        let mut guard = self.live.lock().await;
+        let Some(live) = guard.take() else { return };
+        if live.proc.is_alive() {
+            self.stop_live(live, reason).await;
+        }
+    }
+
+    async fn spawn_ready(&self, flags: Flags, abort: &CancelFlag) -> Result<Arc<Live>> {
         let mut attempt = 0;
         loop {
             if self.shutdown.is_cancelled() {
                 // stop() has begun: spawning now would only start a process to kill.
-                return Err(Error::server(
-                    "Server start was aborted by stop()",
-                    json!({ "code": "START_ABORTED" }),
-                ));
+                return Err(start_aborted());
             }
             attempt += 1;
-            match self.spawn_once().await {
+            match self.spawn_once(flags, abort).await {
                 Err(SpawnFailure::PortLost(e)) if attempt < SPAWN_ATTEMPTS => {
                     self.hooks
                         .log(LogLevel::Warn, &format!("{e}; retrying on another port"));
@@ -510,14 +723,23 @@ impl ServerBackend {
         }
     }
 
-    async fn spawn_once(&self) -> std::result::Result<Arc<Live>, SpawnFailure> {
+    async fn spawn_once(
+        &self,
+        flags: Flags,
+        abort: &CancelFlag,
+    ) -> std::result::Result<Arc<Live>, SpawnFailure> {
         let port = free_loopback_port().map_err(SpawnFailure::Fatal)?;
-        let args = server_args(&self.files, &self.opts, "127.0.0.1", port);
+        let opts = ProcessOptions {
+            threads: self.setup.threads,
+            flags,
+            batch_size: None,
+        };
+        let args = server_args(&self.setup.files, &opts, "127.0.0.1", port);
         self.hooks.log(
             LogLevel::Info,
             &format!(
                 "Spawning sd-server: {} {}",
-                self.binary.display(),
+                self.setup.binary.display(),
                 args.join(" ")
             ),
         );
@@ -528,11 +750,14 @@ impl ServerBackend {
             self.sink.clone(),
             listening.clone(),
         );
-        let proc = SdProcess::spawn(&self.binary, &args, handler).map_err(SpawnFailure::Fatal)?;
-        let base = format!("http://127.0.0.1:{port}");
+        let proc =
+            SdProcess::spawn(&self.setup.binary, &args, handler).map_err(SpawnFailure::Fatal)?;
         let live = Arc::new(Live {
             proc,
-            base,
+            base: format!("http://127.0.0.1:{port}"),
+            args: std::iter::once(self.setup.binary.display().to_string())
+                .chain(args.iter().cloned())
+                .collect(),
             expected: AtomicBool::new(false),
             reported: Mutex::new(false),
         });
@@ -552,6 +777,11 @@ impl ServerBackend {
                 backoff = (backoff * 2).min(Duration::from_millis(250));
             }
         };
+        let stop_now = |live: &Arc<Live>| {
+            live.expected.store(true, Ordering::SeqCst);
+            let live = live.clone();
+            async move { live.proc.terminate(KILL_GRACE).await }
+        };
         tokio::select! {
             info = live.proc.wait() => {
                 let loaded_ok = !info.notes.context_failed && info.notes.failed_components.is_empty() && info.notes.tensor_modules.is_empty();
@@ -563,25 +793,40 @@ impl ServerBackend {
                         json!({ "code": "PORT_UNAVAILABLE", "port": port, "args": args }),
                     )));
                 }
-                Err(SpawnFailure::Fatal(load_error(&info, &self.files, "sd-server", &args)))
+                Err(SpawnFailure::Fatal(load_error(&info, &self.setup.files, "sd-server", &args)))
             }
             _ = tokio::time::sleep(self.start_timeout) => {
-                live.expected.store(true, Ordering::SeqCst);
-                live.proc.terminate(KILL_GRACE).await;
+                let pid = live.proc.pid();
+                let info = stop_now(&live).await;
+                let ms = self.start_timeout.as_millis() as u64;
                 Err(SpawnFailure::Fatal(Error::server(
-                    format!("sd-server did not become ready within {} ms", self.start_timeout.as_millis()),
-                    json!({ "code": "START_TIMEOUT", "args": args, "suggestion": "Large models on slow disks can take minutes to load: raise startTimeoutMs." }),
+                    format!("sd-server did not become ready within {ms} ms"),
+                    json!({
+                        "code": "SD_SERVER_READY_TIMEOUT",
+                        "pid": pid,
+                        "port": port,
+                        "host": "127.0.0.1",
+                        "timeoutMs": ms,
+                        "stderrTail": info.stderr_tail.join("\n"),
+                        "stdoutTail": info.notes.lines.join("\n"),
+                        "args": args,
+                        "suggestion": "Increase DiffusionServerConfig.startupTimeout: large models on slow disks can take minutes to load.",
+                    }),
                 )))
             }
             _ = self.shutdown.cancelled() => {
-                live.expected.store(true, Ordering::SeqCst);
-                live.proc.terminate(KILL_GRACE).await;
-                Err(SpawnFailure::Fatal(Error::server("Server start was aborted by stop()", json!({ "code": "START_ABORTED" }))))
+                stop_now(&live).await;
+                Err(SpawnFailure::Fatal(start_aborted()))
+            }
+            _ = abort.cancelled() => {
+                stop_now(&live).await;
+                Err(SpawnFailure::Fatal(Error::server(
+                    "stable-diffusion.cpp backend released before it was ready",
+                    json!({ "code": "BACKEND_RELEASED_DURING_START" }),
+                )))
             }
             _ = ready => {
                 orphan_guard.0 = None;
-                *lock(&self.pid) = Some((live.proc.pid(), live.clone()));
-                self.watch(live.clone());
                 self.hooks.log(LogLevel::Info, &format!("sd-server ready (pid {}, {})", live.proc.pid(), live.base));
                 Ok(live)
             }
@@ -590,10 +835,10 @@ impl ServerBackend {
 
     /// Reports an exit we did not ask for.
     fn watch(&self, live: Arc<Live>) {
-        let hooks = self.hooks.clone();
+        let rep = self.rep.clone();
         tokio::spawn(async move {
             let info = live.proc.wait().await;
-            live.report_exit(hooks.as_ref(), &info);
+            rep.report_exit(&live, &info);
         });
     }
 
@@ -612,27 +857,35 @@ impl ServerBackend {
         };
         r.status().is_success() && r.text().await.is_ok_and(|t| t.contains("sd-cpp-local"))
     }
+}
 
-    /// The live server, respawning one if the last died (crash) or was killed (cancel).
-    async fn ensure_live(&self) -> std::result::Result<Arc<Live>, JobError> {
-        let mut guard = self.live.lock().await;
-        if let Some(l) = guard.as_ref() {
-            if l.proc.is_alive() {
-                return Ok(l.clone());
-            }
+impl ServerBackend {
+    /// `preload`: spawn sd-server now with the config's flags (for `start()`).
+    pub async fn preload(&self) -> Result<()> {
+        self.ensure(self.flags_for(None)).await.map(|_| ())
+    }
+
+    /// Ends sd-server for `stop()`: aborts a spawn, releases with reason `stop`.
+    pub async fn shutdown(&self) {
+        self.shutdown.cancel();
+        self.release("stop").await;
+    }
+
+    /// Arms the idle release (`burst`): after `after` without a job, release with reason
+    /// `idle-timeout`. Only a ready sd-server is armed; a job or a release disarms it.
+    pub fn arm_idle(self: &Arc<Self>, after: Option<Duration>) {
+        self.disarm_idle();
+        let Some(after) = after else { return };
+        if self.state() != BackendState::Ready {
+            return;
         }
-        self.hooks.respawning();
-        match self.spawn_ready().await {
-            Ok(l) => {
-                self.hooks.respawned(l.proc.pid());
-                *guard = Some(l.clone());
-                Ok(l)
-            }
-            Err(e) => {
-                self.hooks.respawn_failed(&e);
-                Err(JobError::from_error(&e))
-            }
-        }
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            lock(&me.rep.res).idle = None;
+            me.release("idle-timeout").await;
+        });
+        lock(&self.rep.res).idle = Some(task.abort_handle());
     }
 
     async fn run(
@@ -640,57 +893,87 @@ impl ServerBackend {
         job: &Claimed,
         on_progress: ProgressFn,
     ) -> std::result::Result<Vec<JobImage>, RunError> {
-        // Not raced against the job's cancel: a respawn abandoned half way would leave an
-        // untracked sd-server behind. It is bounded by startTimeoutMs, and stop() aborts it.
-        let live = self.ensure_live().await.map_err(RunError::Failed)?;
+        let flags = self.flags_for(job.request.flag_overrides);
+        // Not raced against the job's cancel: a spawn abandoned half way would leave an
+        // untracked sd-server behind. It is bounded by startupTimeout; stop() and
+        // releaseBackend() abort it.
+        let live = self
+            .ensure(flags)
+            .await
+            .map_err(|e| RunError::Failed(JobError::from_error(&e)))?;
         if job.cancel.is_cancelled() {
             // Cancelled while sd-server was loading: it never got the job, keep it.
             return Err(RunError::Cancelled);
         }
+        self.disarm_idle();
+        self.rep.set_state(BackendState::Busy, Some("job"), None);
         let wake = Arc::new(Notify::new());
         *lock(&self.sink) = Some(JobSink::new(job.request.count, on_progress, wake.clone()));
-        let mut stall = false;
+        let mut stuck = None;
         let result = tokio::select! {
             r = self.run_on(&live, job, &wake) => r,
-            _ = stalled(&self.sink, self.stall_timeout) => {
-                stall = true;
-                Err(RunError::Failed(stall_error("sd-server", self.stall_timeout)))
+            idle = stalled(&self.sink, self.stall_timeout) => {
+                stuck = Some(idle);
+                Err(RunError::Cancelled)
             }
         };
         let sink = lock(&self.sink).take();
-        if matches!(result, Err(RunError::Cancelled)) || stall {
-            // sd-server cannot stop a running job: replace the process, keep the queue.
-            live.expected.store(true, Ordering::SeqCst);
-            live.proc.terminate(KILL_GRACE).await;
+        if let Some(idle) = stuck {
+            let (job_id, stage, tail) = sink
+                .as_ref()
+                .map(|s| {
+                    (
+                        s.backend_job.clone(),
+                        s.tracker.current().stage.as_str(),
+                        s.stderr.iter().cloned().collect::<Vec<_>>().join("\n"),
+                    )
+                })
+                .unwrap_or_default();
+            if let Some(id) = &job_id {
+                // Best effort: sd-server may still be able to drop a job it has not begun.
+                let _ = self
+                    .client
+                    .post(format!("{}/sdcpp/v1/jobs/{id}/cancel", live.base))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await;
+            }
+            let timeout = self.stall_timeout.unwrap_or_default();
             self.hooks.log(
-                if stall {
-                    LogLevel::Error
-                } else {
-                    LogLevel::Info
-                },
+                LogLevel::Error,
                 &format!(
-                    "Generation {} {}: restarting sd-server",
+                    "Generation {} made no progress for {} ms: releasing sd-server",
                     job.id,
-                    if stall {
-                        format!(
-                            "stalled (no output for {} ms)",
-                            self.stall_timeout.as_millis()
-                        )
-                    } else {
-                        "cancelled".to_string()
-                    }
+                    idle.as_millis()
                 ),
             );
-            // Reload now, so the next request does not pay for it (a failure is reported through
-            // the hooks and retried by the next request).
-            if !self.shutdown.is_cancelled() {
-                let _ = self.ensure_live().await;
+            self.release("stuck").await;
+            return Err(RunError::Failed(stuck_error(
+                job_id, idle, timeout, stage, &live.args, tail,
+            )));
+        }
+        if matches!(result, Err(RunError::Cancelled)) {
+            // sd-server cannot stop a running job: release it; the next image spawns anew.
+            self.hooks.log(
+                LogLevel::Info,
+                &format!("Generation {} cancelled: releasing sd-server", job.id),
+            );
+            self.release("cancel").await;
+            return Err(RunError::Cancelled);
+        }
+        if live.proc.is_alive() {
+            lock(&self.rep.res).last_used_at = Some(now_iso());
+            if self.state() == BackendState::Busy {
+                self.rep.set_state(BackendState::Ready, Some("job"), None);
             }
         }
         let images = result?;
         let seeds = sink.map(|s| s.seeds).unwrap_or_default();
+        // One image asked for, a batch of `batchSize` made: the first is the result.
+        let keep = job.request.count as usize;
         Ok(images
             .into_iter()
+            .take(keep)
             .enumerate()
             .map(|(i, mut img)| {
                 img.seed = seeds.get(i).copied().unwrap_or(job.request.seed + i as i64);
@@ -699,44 +982,69 @@ impl ServerBackend {
             .collect())
     }
 
+    /// The end of a job whose sd-server died: `SD_SERVER_EXITED`, after the crash was reported.
+    fn exited(&self, live: &Live, info: &ExitInfo) -> RunError {
+        self.rep.report_exit(live, info);
+        RunError::Failed(crash_error(
+            info,
+            "sd-server",
+            &self.setup.files,
+            &live.args,
+            "SD_SERVER_EXITED",
+        ))
+    }
+
+    fn touch(&self) {
+        if let Some(s) = lock(&self.sink).as_mut() {
+            s.last_output = Instant::now();
+        }
+    }
+
     async fn run_on(
         &self,
         live: &Arc<Live>,
         job: &Claimed,
         wake: &Arc<Notify>,
     ) -> std::result::Result<Vec<JobImage>, RunError> {
-        let args_for_errors = || vec![self.binary.display().to_string()];
-        let body = server_job_body(&job.request);
+        let body = server_job_body(&job.request, self.setup.batch_size);
         let submit = self
             .client
             .post(format!("{}/sdcpp/v1/img_gen", live.base))
             .header("content-type", "application/json")
+            .timeout(POLL_TIMEOUT)
             .body(body.to_string())
             .send();
         let resp = tokio::select! {
             r = submit => r,
             _ = job.cancel.cancelled() => return Err(RunError::Cancelled),
-            info = live.proc.wait() => {
-                live.report_exit(self.hooks.as_ref(), &info);
-                return Err(RunError::Failed(crash_error(&info, "sd-server", &self.files, &args_for_errors())));
-            }
+            info = live.proc.wait() => return Err(self.exited(live, &info)),
         };
         let resp = resp.map_err(|e| {
-            RunError::Failed(JobError::new(
+            RunError::Failed(JobError::coded(
                 format!("Failed to submit the job to sd-server: {e}"),
-                "BACKEND_ERROR",
+                if e.is_timeout() {
+                    "BACKEND_REQUEST_TIMEOUT"
+                } else {
+                    "BACKEND_REQUEST_FAILED"
+                },
                 json!({}),
             ))
         })?;
+        self.touch();
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         if !status.is_success() {
-            return Err(RunError::Failed(JobError::new(
+            let code = match status.as_u16() {
+                429 => "BACKEND_QUEUE_FULL",
+                400 => "BACKEND_BAD_REQUEST",
+                _ => "BACKEND_HTTP_ERROR",
+            };
+            return Err(RunError::Failed(JobError::coded(
                 format!(
                     "sd-server refused the job (HTTP {}): {text}",
                     status.as_u16()
                 ),
-                "BACKEND_ERROR",
+                code,
                 json!({ "status": status.as_u16(), "body": text }),
             )));
         }
@@ -744,24 +1052,25 @@ impl ServerBackend {
             .ok()
             .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string))
             .ok_or_else(|| {
-                RunError::Failed(JobError::new(
+                RunError::Failed(JobError::coded(
                     format!("sd-server answered without a job id: {text}"),
-                    "BACKEND_ERROR",
+                    "BACKEND_INVALID_RESPONSE",
                     json!({ "body": text }),
                 ))
             })?;
+        if let Some(s) = lock(&self.sink).as_mut() {
+            s.backend_job = Some(job_id.clone());
+        }
         let poll_url = format!("{}/sdcpp/v1/jobs/{job_id}", live.base);
         // After output says "done", sd-server still encodes the PNG before the job reads
         // `completed`: poll quickly for a while instead of waiting a whole idle interval.
         let mut delay = POLL_INTERVAL;
+        let mut seen: (String, Value) = (String::new(), Value::Null);
         loop {
             delay = (delay * 2).min(POLL_INTERVAL);
             tokio::select! {
                 _ = job.cancel.cancelled() => return Err(RunError::Cancelled),
-                info = live.proc.wait() => {
-                    live.report_exit(self.hooks.as_ref(), &info);
-                    return Err(RunError::Failed(crash_error(&info, "sd-server", &self.files, &args_for_errors())));
-                }
+                info = live.proc.wait() => return Err(self.exited(live, &info)),
                 _ = wake.notified() => delay = Duration::from_millis(2),
                 _ = tokio::time::sleep(delay) => {}
             }
@@ -784,21 +1093,38 @@ impl ServerBackend {
                     None => continue,
                 },
                 _ = job.cancel.cancelled() => return Err(RunError::Cancelled),
-                info = live.proc.wait() => {
-                    live.report_exit(self.hooks.as_ref(), &info);
-                    return Err(RunError::Failed(crash_error(&info, "sd-server", &self.files, &args_for_errors())));
-                }
+                info = live.proc.wait() => return Err(self.exited(live, &info)),
             };
-            match v.get("status").and_then(|s| s.as_str()).unwrap_or("") {
+            let status = v
+                .get("status")
+                .and_then(|s| s.as_str())
+                .unwrap_or("")
+                .to_string();
+            // A change of status or queue position is activity for the watchdog; another
+            // "generating" is not.
+            let now = (
+                status.clone(),
+                v.get("queue_position").cloned().unwrap_or(Value::Null),
+            );
+            if now != seen {
+                self.touch();
+                seen = now;
+            }
+            match status.as_str() {
                 "completed" => return self.decode_images(&v).map_err(RunError::Failed),
                 "failed" => {
                     let msg = v
                         .pointer("/error/message")
                         .and_then(|m| m.as_str())
                         .unwrap_or("generation failed");
-                    let notes = lock(&self.sink)
+                    let (notes, stderr) = lock(&self.sink)
                         .as_ref()
-                        .map(|s| s.notes.lines.clone())
+                        .map(|s| {
+                            (
+                                s.notes.lines.clone(),
+                                s.stderr.iter().cloned().collect::<Vec<_>>().join("\n"),
+                            )
+                        })
                         .unwrap_or_default();
                     let mut message =
                         format!("stable-diffusion.cpp failed to generate the image: {msg}");
@@ -806,10 +1132,18 @@ impl ServerBackend {
                         message.push('\n');
                         message.push_str(&notes.join("\n"));
                     }
-                    return Err(RunError::Failed(JobError::new(
+                    return Err(RunError::Failed(JobError::coded(
                         message,
-                        "BACKEND_ERROR",
-                        json!({ "sdError": v.get("error"), "lines": notes }),
+                        "BACKEND_JOB_FAILED",
+                        json!({
+                            "jobId": job_id,
+                            "backendError": v.get("error"),
+                            "sdError": v.get("error"),
+                            "lines": notes,
+                            "args": live.args,
+                            "stderr": stderr,
+                            "stdout": "",
+                        }),
                     )));
                 }
                 "cancelled" => return Err(RunError::Cancelled),
@@ -826,9 +1160,9 @@ impl ServerBackend {
             .cloned()
             .unwrap_or_default();
         if list.is_empty() {
-            return Err(JobError::new(
+            return Err(JobError::coded(
                 "Failed to read generated image: sd-server returned no images",
-                "IO_ERROR",
+                "IMAGE_DECODE_FAILED",
                 json!({}),
             ));
         }
@@ -837,30 +1171,18 @@ impl ServerBackend {
             let b64 = item.get("b64_json").and_then(|b| b.as_str()).unwrap_or("");
             let png = base64::engine::general_purpose::STANDARD
                 .decode(b64)
-                .map_err(|e| {
-                    JobError::new(
-                        format!("Failed to read generated image: bad base64 from sd-server: {e}"),
-                        "IO_ERROR",
+                .ok()
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| {
+                    JobError::coded(
+                        "Failed to read generated image: sd-server returned an empty or invalid base64 image",
+                        "IMAGE_DECODE_FAILED",
                         json!({}),
                     )
                 })?;
             out.push(image_from_png(png, 0)?);
         }
         Ok(out)
-    }
-
-    pub async fn shutdown(&self) {
-        self.shutdown.cancel();
-        let live = self.live.lock().await.take();
-        if let Some(l) = live {
-            l.expected.store(true, Ordering::SeqCst);
-            let info = l.proc.terminate(KILL_GRACE).await;
-            self.hooks.log(
-                LogLevel::Info,
-                &format!("sd-server stopped ({})", info.describe()),
-            );
-        }
-        *lock(&self.pid) = None;
     }
 }
 
@@ -894,7 +1216,7 @@ pub struct CliBackend {
     files: ModelFiles,
     opts: ProcessOptions,
     temp_dir: PathBuf,
-    stall_timeout: Duration,
+    stall_timeout: Option<Duration>,
     log: Arc<LogFile>,
     hooks: Arc<dyn Hooks>,
     current: Mutex<Option<Arc<SdProcess>>>,
@@ -907,7 +1229,7 @@ impl CliBackend {
         files: ModelFiles,
         opts: ProcessOptions,
         temp_dir: PathBuf,
-        stall_timeout: Duration,
+        stall_timeout: Option<Duration>,
         log: Arc<LogFile>,
         hooks: Arc<dyn Hooks>,
     ) -> Self {
@@ -962,7 +1284,11 @@ impl CliBackend {
         let outcome = tokio::select! {
             info = proc.wait() => Ok(info),
             _ = job.cancel.cancelled() => Err(RunError::Cancelled),
-            _ = stalled(&sink, self.stall_timeout) => Err(RunError::Failed(stall_error("sd-cli", self.stall_timeout))),
+            idle = stalled(&sink, self.stall_timeout) => {
+                let tail = lock(&sink).as_ref().map(|s| s.stderr.iter().cloned().collect::<Vec<_>>().join("\n")).unwrap_or_default();
+                let stage = lock(&sink).as_ref().map(|s| s.tracker.current().stage.as_str()).unwrap_or("loading");
+                Err(RunError::Failed(stuck_error(None, idle, self.stall_timeout.unwrap_or_default(), stage, &args, tail)))
+            }
         };
         *lock(&self.current) = None;
         let info = match outcome {
@@ -1006,7 +1332,7 @@ impl CliBackend {
                 message.push('\n');
                 message.push_str(&info.stderr_tail.join("\n"));
             }
-            let mut err = crash_error(&info, "sd-cli", &self.files, &args);
+            let mut err = crash_error(&info, "sd-cli", &self.files, &args, "BACKEND_JOB_FAILED");
             // sd-cli exits after every image, so a non-zero exit is a failed run, not a crash.
             if let Some(cause) = err
                 .message

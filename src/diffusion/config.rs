@@ -20,9 +20,15 @@ pub const VALID_CONFIG_FIELDS: &[&str] = &[
     "batchSize",
     "offloadToCpu",
     "diffusionFlashAttention",
-    // Added by genai-electron-rs.
     "host",
+    "allowedOrigins",
+    "startupTimeout",
+    "usageMode",
+    "idleTimeoutMs",
+    "jobActivityTimeoutMs",
+    // Added by genai-electron-rs.
     "backend",
+    "preload",
     "binaryPath",
     "maxQueueSize",
     "startTimeoutMs",
@@ -36,6 +42,25 @@ pub const DEFAULT_START_TIMEOUT_MS: u64 = 120_000;
 /// A job whose sd.cpp prints nothing for this long is declared stuck. Generous: one sampling step
 /// of a large image on a CPU, or a VAE decode without output, can take minutes.
 pub const DEFAULT_JOB_STALL_TIMEOUT_MS: u64 = 600_000;
+/// A warm sd-server is released after this long without a job (`idleTimeoutMs`).
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 300_000;
+
+/// What happens to sd-server after an image: kept warm (`Burst`) or released at once (`Single`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageMode {
+    Burst,
+    Single,
+}
+
+impl UsageMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "burst" => Some(UsageMode::Burst),
+            "single" => Some(UsageMode::Single),
+            _ => None,
+        }
+    }
+}
 
 /// sd.cpp's sampler names at master-827 (an unknown one makes it exit 1).
 pub const SAMPLERS: &[&str] = &[
@@ -101,8 +126,17 @@ pub struct ServerConfig {
     pub binary_path: Option<PathBuf>,
     pub max_queue: usize,
     pub start_timeout_ms: u64,
-    /// No output from sd.cpp and no completion for this long fails the job (`jobStallTimeoutMs`).
-    pub job_stall_timeout_ms: u64,
+    /// No activity from sd.cpp for this long fails the job (`jobActivityTimeoutMs`, alias
+    /// `jobStallTimeoutMs`); `None` = watchdog off.
+    pub job_stall_timeout_ms: Option<u64>,
+    /// `usageMode`: `None` = auto (burst without an LLM to make room for).
+    pub usage_mode: Option<UsageMode>,
+    /// `idleTimeoutMs`; `None` = a warm backend is never released for idleness.
+    pub idle_timeout_ms: Option<u64>,
+    /// `allowedOrigins`: the CORS allow-list (`*` = any origin).
+    pub allowed_origins: Vec<String>,
+    /// `preload`: spawn sd-server during `start()` instead of on the first image.
+    pub preload: bool,
     /// The object as given, returned by `getConfig()`.
     pub raw: Value,
 }
@@ -144,30 +178,54 @@ fn int_in(v: &Value, key: &str, min: i64, max: i64) -> Result<i64> {
     Ok(n as i64)
 }
 
+/// The 0.26 name or this library's older one (both given: the 0.26 name wins).
+fn alias<'a>(
+    obj: &'a Map<String, Value>,
+    name: &'static str,
+    old: &'static str,
+) -> Result<Option<(&'static str, &'a Value)>> {
+    Ok(given(obj, name)
+        .map(|v| (name, v))
+        .or_else(|| given(obj, old).map(|v| (old, v))))
+}
+
+/// A timeout where `<= 0` (or, as in genai-electron, a non-finite number) switches it off.
+fn off_or_ms(v: &Value, key: &str) -> Result<Option<u64>> {
+    let n = match v {
+        Value::Number(n) => n.as_f64().unwrap_or(0.0),
+        // Non-finite numbers travel from JS as strings ("Infinity", "NaN").
+        Value::String(s) if ["Infinity", "-Infinity", "NaN"].contains(&s.as_str()) => {
+            return Ok(None)
+        }
+        _ => return Err(invalid(key, format!("must be a number, got {v}"))),
+    };
+    Ok((n > 0.0).then(|| n.ceil().min(1e15) as u64))
+}
+
 impl ServerConfig {
     pub fn parse(value: &Value) -> Result<Self> {
         let obj = value
             .as_object()
             .ok_or_else(|| invalid("config", "must be an object"))?;
-        let mut unknown: Vec<&str> = obj
+        let unknown: Vec<&str> = obj
             .keys()
             .map(String::as_str)
             .filter(|k| !VALID_CONFIG_FIELDS.contains(k))
             .collect();
         if !unknown.is_empty() {
-            unknown.sort_unstable();
             let mut valid: Vec<&str> = VALID_CONFIG_FIELDS.to_vec();
             valid.sort_unstable();
             return Err(Error::server(
                 format!(
-                    "Unknown configuration field(s): {}. Valid fields for DiffusionServerManager are: {}",
+                    "Unknown configuration field{}: {}. Valid fields for DiffusionServerManager are: {}",
+                    if unknown.len() > 1 { "s" } else { "" },
                     unknown.join(", "),
                     valid.join(", ")
                 ),
                 json!({
                     "unknownFields": unknown,
                     "validFields": valid,
-                    "suggestion": "Remove the unknown fields or check their spelling (field names are camelCase).",
+                    "suggestion": "Remove unrecognized fields from the configuration object. If using getOptimalConfig(), pick only the fields needed for this server type.",
                 }),
             ));
         }
@@ -185,6 +243,8 @@ impl ServerConfig {
         };
         let host = match given(obj, "host") {
             None => DEFAULT_HOST.to_string(),
+            // genai-electron reads `config.host || '127.0.0.1'`.
+            Some(Value::String(s)) if s.is_empty() => DEFAULT_HOST.to_string(),
             Some(Value::String(s)) if s.parse::<std::net::IpAddr>().is_ok() => s.clone(),
             Some(Value::String(s)) if s == "localhost" => DEFAULT_HOST.to_string(),
             Some(v) => {
@@ -196,11 +256,21 @@ impl ServerConfig {
         };
         let threads = match given(obj, "threads") {
             None => None,
-            Some(v) => Some(int_in(v, "threads", 1, 1024)? as u32),
+            // 0 means "not given", as in genai-electron (`-t` only when > 0).
+            Some(v) => Some(int_in(v, "threads", 0, 1024)? as u32).filter(|t| *t > 0),
         };
+        // genai-electron sends `batch_count: max(1, floor(batchSize))` in each job.
         let batch_size = match given(obj, "batchSize") {
             None => None,
-            Some(v) => Some(int_in(v, "batchSize", 1, 64)? as u32),
+            Some(v) => match v.as_f64() {
+                Some(x) if x.is_finite() && x <= 64.0 => Some(x.floor().max(1.0) as u32),
+                _ => {
+                    return Err(invalid(
+                        "batchSize",
+                        format!("must be a number up to 64, got {v}"),
+                    ))
+                }
+            },
         };
         if let Some(v) = given(obj, "gpuLayers") {
             if !v.is_number() {
@@ -233,13 +303,41 @@ impl ServerConfig {
             None => DEFAULT_MAX_QUEUE,
             Some(v) => int_in(v, "maxQueueSize", 0, 10_000)? as usize,
         };
-        let start_timeout_ms = match given(obj, "startTimeoutMs") {
+        let start_timeout_ms = match alias(obj, "startupTimeout", "startTimeoutMs")? {
             None => DEFAULT_START_TIMEOUT_MS,
-            Some(v) => int_in(v, "startTimeoutMs", 1, 3_600_000)? as u64,
+            Some((k, v)) => int_in(v, k, 1, 3_600_000)? as u64,
         };
-        let job_stall_timeout_ms = match given(obj, "jobStallTimeoutMs") {
-            None => DEFAULT_JOB_STALL_TIMEOUT_MS,
-            Some(v) => int_in(v, "jobStallTimeoutMs", 1, 86_400_000)? as u64,
+        let job_stall_timeout_ms = match alias(obj, "jobActivityTimeoutMs", "jobStallTimeoutMs")? {
+            None => Some(DEFAULT_JOB_STALL_TIMEOUT_MS),
+            Some((k, v)) => off_or_ms(v, k)?,
+        };
+        let idle_timeout_ms = match given(obj, "idleTimeoutMs") {
+            None => Some(DEFAULT_IDLE_TIMEOUT_MS),
+            Some(v) => off_or_ms(v, "idleTimeoutMs")?,
+        };
+        let usage_mode = match given(obj, "usageMode") {
+            None => None,
+            Some(Value::String(s)) if s == "auto" => None,
+            Some(Value::String(s)) if UsageMode::parse(s).is_some() => UsageMode::parse(s),
+            Some(v) => {
+                return Err(invalid(
+                    "usageMode",
+                    format!("must be \"burst\", \"single\" or \"auto\", got {v}"),
+                ))
+            }
+        };
+        let allowed_origins = match given(obj, "allowedOrigins") {
+            None => Vec::new(),
+            Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
+                .iter()
+                .filter_map(|o| o.as_str().map(str::to_string))
+                .collect(),
+            Some(v) => {
+                return Err(invalid(
+                    "allowedOrigins",
+                    format!("must be an array of origin strings, got {v}"),
+                ))
+            }
         };
         Ok(ServerConfig {
             model_id,
@@ -256,6 +354,10 @@ impl ServerConfig {
             max_queue,
             start_timeout_ms,
             job_stall_timeout_ms,
+            usage_mode,
+            idle_timeout_ms,
+            allowed_origins,
+            preload: opt_bool(obj, "preload")?.unwrap_or(false),
             raw: value.clone(),
         })
     }
@@ -274,6 +376,14 @@ pub struct ImageRequest {
     pub seed: i64,
     pub sampler: Option<String>,
     pub count: u32,
+    /// The request's `usageMode` (`burst`/`single`); `None` = the server's.
+    pub usage_mode: Option<UsageMode>,
+    /// Optimisation flags forced for this image (`executeImageGeneration(config, flagOverrides)`);
+    /// never read from an HTTP body.
+    pub flag_overrides: Option<crate::diffusion::flags::FlagOverrides>,
+    /// Settle residency after the image (release or arm the idle timer). Off when a caller
+    /// (an orchestrator, calibration) drives residency itself.
+    pub settle: bool,
 }
 
 /// A request the caller got wrong: HTTP 400 `INVALID_REQUEST`.
@@ -381,6 +491,11 @@ impl ImageRequest {
                 Err(_) => return Err(bad_request("count must be between 1 and 5")),
             },
         };
+        let usage_mode = match given(obj, "usageMode") {
+            None => None,
+            Some(Value::String(s)) if UsageMode::parse(s).is_some() => UsageMode::parse(s),
+            Some(_) => return Err(bad_request("usageMode must be 'burst' or 'single'")),
+        };
         Ok(ImageRequest {
             prompt,
             negative_prompt,
@@ -391,6 +506,9 @@ impl ImageRequest {
             seed,
             sampler,
             count,
+            usage_mode,
+            flag_overrides: None,
+            settle: true,
         })
     }
 }
@@ -408,7 +526,7 @@ mod tests {
         let e =
             ServerConfig::parse(&json!({"modelId": "m", "zeta": 1, "alpha": null})).unwrap_err();
         let m = msg(e);
-        assert!(m.starts_with("Server error: Unknown configuration field(s): alpha, zeta. Valid fields for DiffusionServerManager are: backend, batchSize,"), "{m}");
+        assert!(m.starts_with("Server error: Unknown configuration fields: zeta, alpha. Valid fields for DiffusionServerManager are: allowedOrigins, backend, batchSize,"), "{m}");
     }
 
     #[test]
@@ -436,6 +554,45 @@ mod tests {
         ] {
             assert!(ServerConfig::parse(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn genai_electron_026_fields() {
+        let c = ServerConfig::parse(
+            &json!({"modelId": "m", "host": "", "threads": 0, "batchSize": 2.7}),
+        )
+        .unwrap();
+        assert_eq!(c.host, "127.0.0.1");
+        assert_eq!(c.threads, None);
+        assert_eq!(c.batch_size, Some(2));
+        assert_eq!(c.usage_mode, None);
+        assert_eq!(c.idle_timeout_ms, Some(300_000));
+        assert_eq!(c.job_stall_timeout_ms, Some(600_000));
+        assert!(c.allowed_origins.is_empty() && !c.preload);
+        let c = ServerConfig::parse(&json!({
+            "modelId": "m", "usageMode": "single", "idleTimeoutMs": 0, "jobActivityTimeoutMs": -1,
+            "startupTimeout": 500, "startTimeoutMs": 900, "allowedOrigins": ["http://a"], "preload": true
+        }))
+        .unwrap();
+        assert_eq!(c.usage_mode, Some(UsageMode::Single));
+        assert_eq!((c.idle_timeout_ms, c.job_stall_timeout_ms), (None, None));
+        assert_eq!(c.start_timeout_ms, 500, "the 0.26 name wins over the alias");
+        assert_eq!(c.allowed_origins, vec!["http://a".to_string()]);
+        assert!(c.preload);
+        let c = ServerConfig::parse(
+            &json!({"modelId": "m", "idleTimeoutMs": "Infinity", "jobStallTimeoutMs": 5}),
+        )
+        .unwrap();
+        assert_eq!((c.idle_timeout_ms, c.job_stall_timeout_ms), (None, Some(5)));
+        for bad in [
+            json!({"modelId": "m", "usageMode": "often"}),
+            json!({"modelId": "m", "allowedOrigins": "*"}),
+            json!({"modelId": "m", "idleTimeoutMs": "5m"}),
+        ] {
+            assert!(ServerConfig::parse(&bad).is_err(), "{bad}");
+        }
+        let e = msg(ServerConfig::parse(&json!({"modelId": "m", "gpu": 1})).unwrap_err());
+        assert!(e.contains("Unknown configuration field: gpu."), "{e}");
     }
 
     #[test]

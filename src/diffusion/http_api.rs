@@ -1,8 +1,10 @@
 //! genai-electron's image HTTP API (contract 4.7) on hyper: the same paths, JSON and status codes,
 //! with the pitfalls fixed: query strings and a trailing slash are ignored when routing, malformed
 //! JSON is a 400 (not 500), bodies over `MAX_BODY_BYTES` get 413, and a busy server queues instead
-//! of answering 503 (503 only when the queue is full).
+//! of answering 503 (503 only when the queue is full). Access rules (CORS, Origin and Host
+//! guards) are genai-electron 0.26's, in `http_guard`.
 
+use crate::diffusion::http_guard::Access;
 use crate::diffusion::jobs::{CancelFlag, CancelOutcome, JobStatus};
 use crate::error::Error;
 use bytes::Bytes;
@@ -26,21 +28,28 @@ pub trait Api: Send + Sync + 'static {
     fn submit(&self, body: &Value) -> Result<(String, i64), Error>;
     fn get(&self, id: &str) -> Option<Value>;
     fn cancel(&self, id: &str) -> CancelOutcome;
+    /// sd-server's residency state, for `/health`.
+    fn backend_state(&self) -> String;
+    fn access(&self) -> &Access;
 }
 
 type Resp = Response<Full<Bytes>>;
 
-fn with_cors(mut r: Resp) -> Resp {
+/// `Vary: Origin` always; the CORS headers only for an allowed origin.
+fn with_cors(mut r: Resp, allow: Option<&str>) -> Resp {
     let h = r.headers_mut();
-    h.insert("Access-Control-Allow-Origin", "*".parse().unwrap());
-    h.insert(
-        "Access-Control-Allow-Methods",
-        "GET, POST, OPTIONS, DELETE".parse().unwrap(),
-    );
-    h.insert(
-        "Access-Control-Allow-Headers",
-        "Content-Type".parse().unwrap(),
-    );
+    h.insert(hyper::header::VARY, "Origin".parse().unwrap());
+    if let Some(v) = allow.and_then(|a| hyper::header::HeaderValue::from_str(a).ok()) {
+        h.insert("Access-Control-Allow-Origin", v);
+        h.insert(
+            "Access-Control-Allow-Methods",
+            "GET, POST, OPTIONS, DELETE".parse().unwrap(),
+        );
+        h.insert(
+            "Access-Control-Allow-Headers",
+            "Content-Type".parse().unwrap(),
+        );
+    }
     r
 }
 
@@ -49,7 +58,7 @@ fn json_resp(status: StatusCode, v: Value) -> Resp {
     *r.status_mut() = status;
     r.headers_mut()
         .insert("Content-Type", "application/json".parse().unwrap());
-    with_cors(r)
+    r
 }
 
 fn error_resp(status: StatusCode, message: &str, code: &str) -> Resp {
@@ -70,17 +79,50 @@ fn route_path(uri: &hyper::Uri) -> String {
     p.to_string()
 }
 
+fn header(req: &Request<Incoming>, name: hyper::header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
 async fn handle(api: Arc<dyn Api>, req: Request<Incoming>) -> Resp {
+    let host = header(&req, hyper::header::HOST).map(str::to_string);
+    if !api.access().host_ok(host.as_deref()) {
+        let shown: String = host.unwrap_or_default().chars().take(100).collect();
+        return error_resp(
+            StatusCode::FORBIDDEN,
+            &format!("Rejected Host header \"{shown}\": the diffusion server is bound to a loopback address and only accepts localhost or IP-literal hosts"),
+            "INVALID_HOST",
+        );
+    }
+    let origin = header(&req, hyper::header::ORIGIN).map(str::to_string);
+    let allow = api.access().allow_origin(origin.as_deref());
+    let method = req.method().clone();
+    let r = if method == Method::OPTIONS {
+        Response::new(Full::new(Bytes::new()))
+    } else if let (Some(o), None, false) = (
+        &origin,
+        &allow,
+        method == Method::GET || method == Method::HEAD,
+    ) {
+        let shown: String = o.chars().take(100).collect();
+        error_resp(
+            StatusCode::FORBIDDEN,
+            &format!("Rejected cross-origin {method} from \"{shown}\": add the origin to DiffusionServerConfig.allowedOrigins to allow browser clients"),
+            "INVALID_ORIGIN",
+        )
+    } else {
+        route(api, req).await
+    };
+    with_cors(r, allow.as_deref())
+}
+
+async fn route(api: Arc<dyn Api>, req: Request<Incoming>) -> Resp {
     let path = route_path(req.uri());
     let method = req.method().clone();
-    if method == Method::OPTIONS {
-        return with_cors(Response::new(Full::new(Bytes::new())));
-    }
     const GENERATIONS: &str = "/v1/images/generations";
     match (method.clone(), path.as_str()) {
         (Method::GET, "/health") => json_resp(
             StatusCode::OK,
-            json!({ "status": "ok", "busy": api.busy() }),
+            json!({ "status": "ok", "busy": api.busy(), "backend": api.backend_state() }),
         ),
         (Method::POST, GENERATIONS) => {
             let declared = req
@@ -285,6 +327,7 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         submitted: Mutex<Vec<Value>>,
+        access: Access,
     }
 
     impl Api for Fake {
@@ -311,6 +354,12 @@ mod tests {
                 "gen_1_abc" => CancelOutcome::Cancelled { was_active: true },
                 _ => CancelOutcome::NotFound,
             }
+        }
+        fn backend_state(&self) -> String {
+            "absent".into()
+        }
+        fn access(&self) -> &Access {
+            &self.access
         }
     }
 
@@ -379,7 +428,10 @@ mod tests {
 
         assert_eq!(
             send(port, "GET", "/health?x=1", b"").await,
-            (200, r#"{"status":"ok","busy":true}"#.into())
+            (
+                200,
+                r#"{"status":"ok","busy":true,"backend":"absent"}"#.into()
+            )
         );
         let (c, b) = send(
             port,

@@ -83,13 +83,41 @@ impl JobError {
         let code = details
             .get("code")
             .and_then(|c| c.as_str())
-            .map(str::to_string)
+            .map(|c| wire_code(c).to_string())
             .unwrap_or_else(|| code_from_message(&message).to_string());
         JobError {
             message,
             code,
             details,
         }
+    }
+}
+
+impl JobError {
+    /// An error whose `details.code` is `code` (genai-electron's internal code); the HTTP
+    /// `error.code` is derived from it as genai-electron derives it.
+    pub fn coded(message: impl Into<String>, code: &str, details: Value) -> Self {
+        let mut details = details;
+        if let Value::Object(m) = &mut details {
+            m.insert("code".into(), json!(code));
+        }
+        JobError {
+            message: message.into(),
+            code: wire_code(code).to_string(),
+            details,
+        }
+    }
+}
+
+/// genai-electron's `mapErrorCode` for a `details.code`: what an HTTP client sees.
+pub fn wire_code(code: &str) -> &str {
+    match code {
+        "GENERATION_NOT_FOUND" => "NOT_FOUND",
+        "IMAGE_DECODE_FAILED" => "IO_ERROR",
+        "BACKEND_QUEUE_FULL" => "SERVER_BUSY",
+        "SD_SERVER_START_ABORTED" => "GENERATION_CANCELLED",
+        c if c.starts_with("BACKEND_") || c.starts_with("SD_SERVER_") => "BACKEND_ERROR",
+        c => c,
     }
 }
 
@@ -565,6 +593,27 @@ mod tests {
         assert_eq!(jobs.cleanup(Duration::ZERO), 1);
         assert!(jobs.to_json(&a).is_none());
         assert!(jobs.to_json(&b).is_some());
+    }
+
+    #[test]
+    fn wire_codes_follow_genai_electron() {
+        for (internal, wire) in [
+            ("SD_SERVER_EXITED", "BACKEND_ERROR"),
+            ("BACKEND_JOB_STUCK", "BACKEND_ERROR"),
+            ("SD_SERVER_READY_TIMEOUT", "BACKEND_ERROR"),
+            ("BACKEND_QUEUE_FULL", "SERVER_BUSY"),
+            ("IMAGE_DECODE_FAILED", "IO_ERROR"),
+            ("SD_SERVER_START_ABORTED", "GENERATION_CANCELLED"),
+            ("GENERATION_NOT_FOUND", "NOT_FOUND"),
+            ("MODEL_LOAD_FAILED", "MODEL_LOAD_FAILED"),
+        ] {
+            assert_eq!(wire_code(internal), wire, "{internal}");
+        }
+        let e = JobError::coded("x", "BACKEND_JOB_STUCK", json!({ "idleMs": 1 }));
+        assert_eq!(
+            (e.code.as_str(), &e.details["code"]),
+            ("BACKEND_ERROR", &json!("BACKEND_JOB_STUCK"))
+        );
     }
 
     #[test]

@@ -3,22 +3,24 @@
 //!
 //! Start order: config validated (nothing changes on a bad config) -> status `starting` -> log
 //! opened -> model record -> files checked (layout) -> flags decided -> binary found -> public port
-//! bound (PortInUseError before anything is spawned) -> sd-server spawned and ready -> `running`.
-//! Any failure unwinds what was done and leaves status `stopped`.
+//! bound (PortInUseError before anything is spawned) -> `running`. sd-server itself is spawned on
+//! the first image (or during start with `preload: true`) and released per `usageMode` and
+//! `idleTimeoutMs` (see `residency`). Any failure unwinds what was done and leaves `stopped`.
 
 use crate::diffusion::args::ProcessOptions;
 use crate::diffusion::backend::{
-    Backend, CliBackend, Hooks, ProgressFn, RunError, ServerBackend, Timeouts,
+    Backend, CliBackend, Hooks, ProgressFn, RunError, ServerBackend, ServerSetup, Timeouts,
 };
 use crate::diffusion::binary;
-use crate::diffusion::config::{self, ImageRequest, PortSpec, ServerConfig};
+use crate::diffusion::config::{self, ImageRequest, PortSpec, ServerConfig, UsageMode};
 use crate::diffusion::flags::{self, FlagOverrides, GpuMemory};
 use crate::diffusion::http_api::{self, Api};
 use crate::diffusion::jobs::{self, CancelFlag, CancelOutcome, JobError, JobResult, Jobs, Outcome};
 use crate::diffusion::layout;
 use crate::diffusion::logs::{self, LogFile, LogLevel};
-use crate::diffusion::process::ExitInfo;
+use crate::diffusion::process::{signal_name_of, ExitInfo};
 use crate::diffusion::progress::{Progress, Stage};
+use crate::diffusion::residency::BackendState;
 use crate::error::{Error, Result};
 use crate::storage::{ModelInfo, Paths, Store};
 use serde_json::{json, Value};
@@ -86,8 +88,12 @@ struct State {
     started_at: Option<String>,
     config: Option<Value>,
     error: Option<String>,
-    backend: Option<&'static str>,
+    /// `backend` of the config: `server` or `cli` (`getInfo().backendKind`).
+    backend_kind: Option<&'static str>,
     flags: Option<Value>,
+    /// `usageMode` of the config (`None` = auto) and `idleTimeoutMs` (`None` = never).
+    usage_mode: Option<UsageMode>,
+    idle_timeout: Option<Duration>,
     /// Jobs are accepted (from a successful start until stop begins), including while a
     /// crashed sd-server is being replaced.
     accepting: bool,
@@ -138,15 +144,6 @@ impl Shared {
             self.emit(json!({ "type": "status", "status": s.as_str(), "previous": old.as_str() }));
         }
     }
-
-    /// Changes the status only if it is currently `from`.
-    fn transition(&self, from: &[Status], to: Status) -> bool {
-        let ok = from.contains(&self.status());
-        if ok {
-            self.set_status(to);
-        }
-        ok
-    }
 }
 
 struct ManagerHooks(Arc<Shared>);
@@ -156,6 +153,29 @@ impl Hooks for ManagerHooks {
         self.0.log(level, message);
     }
 
+    fn backend_status(
+        &self,
+        state: BackendState,
+        previous: BackendState,
+        reason: Option<&str>,
+        exit: Option<&ExitInfo>,
+    ) {
+        let mut v = json!({
+            "type": "backend-status",
+            "state": state.as_str(),
+            "previous": previous.as_str(),
+        });
+        if let Some(r) = reason {
+            v["reason"] = json!(r);
+        }
+        if let Some(e) = exit {
+            v["exit"] = json!({ "code": e.code, "signal": e.signal.and_then(signal_name_of) });
+        }
+        self.0.emit(v);
+    }
+
+    /// The server stays `running` (the next image spawns a new sd-server); the `crashed` event
+    /// tells listeners what happened.
     fn crashed(&self, info: &ExitInfo) {
         let stderr = info.stderr_tail.join("\n");
         let message = format!("sd-server exited unexpectedly with {}", info.describe());
@@ -170,57 +190,19 @@ impl Hooks for ManagerHooks {
                 }
             ),
         );
-        if self.0.transition(&[Status::Running], Status::Crashed) {
-            lock(&self.0.state).error = Some(message.clone());
-            self.0.emit(json!({
-                "type": "crashed",
-                "exitCode": info.exit_code(),
-                "signal": info.signal,
-                "stderr": stderr,
-                "message": message,
-            }));
-        }
+        self.0.emit(json!({
+            "type": "crashed",
+            "exitCode": info.exit_code(),
+            "code": info.code,
+            "signal": info.signal.and_then(signal_name_of),
+            "stderr": stderr,
+            "message": message,
+        }));
     }
 
-    fn respawning(&self) {
-        self.0.log(LogLevel::Info, "Respawning sd-server");
-        self.0.transition(&[Status::Crashed], Status::Starting);
-    }
-
-    fn respawn_failed(&self, error: &Error) {
-        let message = format!("sd-server could not be restarted: {error}");
-        self.0.log(LogLevel::Error, &message);
-        if self
-            .0
-            .transition(&[Status::Starting, Status::Running], Status::Crashed)
-        {
-            lock(&self.0.state).error = Some(message.clone());
-            let (exit_code, stderr) = match error {
-                Error::Server { details, .. } => (
-                    details.get("exitCode").cloned().unwrap_or(Value::Null),
-                    details.get("stderr").cloned().unwrap_or(json!("")),
-                ),
-                _ => (Value::Null, json!("")),
-            };
-            self.0.emit(json!({
-                "type": "crashed",
-                "exitCode": exit_code,
-                "signal": null,
-                "stderr": stderr,
-                "message": message,
-            }));
-        }
-    }
-
-    fn respawned(&self, pid: u32) {
+    fn released(&self, reason: &str) {
         self.0
-            .log(LogLevel::Info, &format!("sd-server respawned (pid {pid})"));
-        if self
-            .0
-            .transition(&[Status::Starting, Status::Crashed], Status::Running)
-        {
-            lock(&self.0.state).error = None;
-        }
+            .emit(json!({ "type": "backend-released", "reason": reason }));
     }
 }
 
@@ -263,8 +245,10 @@ impl DiffusionServer {
                     started_at: None,
                     config: None,
                     error: None,
-                    backend: None,
+                    backend_kind: None,
                     flags: None,
+                    usage_mode: None,
+                    idle_timeout: None,
                     accepting: false,
                 }),
                 log: Mutex::new(None),
@@ -307,7 +291,9 @@ impl DiffusionServer {
             st.model_id = cfg.model_id.clone();
             st.error = None;
             st.flags = None;
-            st.backend = Some(cfg.backend.as_str());
+            st.backend_kind = Some(cfg.backend.as_str());
+            st.usage_mode = cfg.usage_mode;
+            st.idle_timeout = cfg.idle_timeout_ms.map(Duration::from_millis);
         }
         let abort = Arc::new(CancelFlag::default());
         *lock(&self.shared.start_abort) = Some(abort.clone());
@@ -333,9 +319,9 @@ impl DiffusionServer {
         } = ticket;
         let result = tokio::select! {
             r = self.start_inner(user_data, &cfg, &env, abort.clone()) => r,
-            // Steps before sd-server exists are short; this ends them at once. sd-server's own
-            // wait watches the same flag and kills the child before returning.
-            _ = abort.cancelled(), if cfg.backend == config::Backend::Cli => Err(aborted()),
+            // Steps before sd-server exists are short; this ends them at once. A preload's
+            // spawn watches the same flag and kills the child before returning.
+            _ = abort.cancelled(), if !cfg.preload || cfg.backend == config::Backend::Cli => Err(aborted()),
         };
         let result = match result {
             Ok(r) if abort.is_cancelled() => {
@@ -454,41 +440,53 @@ impl DiffusionServer {
 
         let (listener, port) = bind_public(&cfg.host, cfg.port).await?;
 
-        let opts = ProcessOptions {
-            threads: cfg.threads,
-            flags: decision.flags,
-            batch_size: cfg.batch_size,
-        };
         let hooks: Arc<dyn Hooks> = Arc::new(ManagerHooks(self.shared.clone()));
+        let job_stall = cfg.job_stall_timeout_ms.map(Duration::from_millis);
         let backend = Arc::new(match cfg.backend {
-            config::Backend::Server => Backend::Server(ServerBackend::new(
-                program,
-                files,
-                opts,
+            config::Backend::Server => Backend::Server(Arc::new(ServerBackend::new(
+                ServerSetup {
+                    binary: program,
+                    files,
+                    threads: cfg.threads,
+                    batch_size: cfg.batch_size,
+                    gpu,
+                    overrides: FlagOverrides {
+                        clip_on_cpu: cfg.clip_on_cpu,
+                        vae_on_cpu: cfg.vae_on_cpu,
+                        offload_to_cpu: cfg.offload_to_cpu,
+                        diffusion_fa: cfg.diffusion_fa,
+                    },
+                },
                 Timeouts {
                     start: Duration::from_millis(cfg.start_timeout_ms),
-                    job_stall: Duration::from_millis(cfg.job_stall_timeout_ms),
+                    job_stall,
                 },
                 log.clone(),
                 hooks,
                 abort.clone(),
-            )),
-            config::Backend::Cli => Backend::Cli(CliBackend::new(
+            ))),
+            config::Backend::Cli => Backend::Cli(Box::new(CliBackend::new(
                 program,
                 files,
-                opts,
+                ProcessOptions {
+                    threads: cfg.threads,
+                    flags: decision.flags,
+                    batch_size: None,
+                },
                 paths.temp(),
-                Duration::from_millis(cfg.job_stall_timeout_ms),
+                job_stall,
                 log.clone(),
                 hooks,
-            )),
+            ))),
         });
         *lock(&self.shared.backend) = Some(backend.clone());
         if abort.is_cancelled() {
             return Err(aborted());
         }
-        if let Backend::Server(s) = backend.as_ref() {
-            s.start().await?;
+        if let (Backend::Server(s), true) = (backend.as_ref(), cfg.preload) {
+            s.preload().await?;
+            // A preloaded sd-server nobody uses is released like a warm one.
+            s.arm_idle(cfg.idle_timeout_ms.map(Duration::from_millis));
         }
 
         let jobs = Arc::new(Jobs::new(cfg.max_queue));
@@ -497,6 +495,10 @@ impl DiffusionServer {
         let api: Arc<dyn Api> = Arc::new(ApiImpl {
             shared: self.shared.clone(),
             jobs: jobs.clone(),
+            access: crate::diffusion::http_guard::Access::new(
+                cfg.allowed_origins.clone(),
+                &cfg.host,
+            ),
         });
         let http_task = tokio::spawn(http_api::serve(listener, api, http_stop.clone()));
         let worker = tokio::spawn(worker(self.shared.clone(), jobs.clone(), backend.clone()));
@@ -578,6 +580,16 @@ impl DiffusionServer {
 
     /// Queues a generation (`generateImage()`); returns its id.
     pub fn submit(&self, request: &Value) -> Result<String> {
+        self.submit_with(request, None, true)
+    }
+
+    /// `submit` with flags forced for this image and whether the worker settles residency.
+    pub fn submit_with(
+        &self,
+        request: &Value,
+        flags: Option<FlagOverrides>,
+        settle: bool,
+    ) -> Result<String> {
         let accepting = lock(&self.shared.state).accepting;
         let Some(jobs) = self.jobs().filter(|_| accepting) else {
             return Err(Error::server(
@@ -585,7 +597,10 @@ impl DiffusionServer {
                 json!({ "code": "SERVER_NOT_RUNNING", "suggestion": "Call diffusionServer.start({ modelId }) first." }),
             ));
         };
-        submit_to(&jobs, request).map(|(id, _)| id)
+        let mut req = ImageRequest::parse(request)?;
+        req.flag_overrides = flags;
+        req.settle = settle;
+        queue(&jobs, req).map(|(id, _)| id)
     }
 
     /// Resolves with the job's images, or its error.
@@ -600,7 +615,7 @@ impl DiffusionServer {
                     Value::Object(m) => m,
                     _ => Default::default(),
                 };
-                details.insert("code".into(), json!(e.code));
+                details.entry("code").or_insert_with(|| json!(e.code));
                 details.insert("generationId".into(), json!(id));
                 Err(Error::Server {
                     message: e.message,
@@ -655,9 +670,10 @@ impl DiffusionServer {
                 st.status,
                 Status::Running | Status::Crashed | Status::Starting
             );
+        // sd-server comes and goes with residency; the server is healthy while it serves.
         let health = match st.status {
-            Status::Running if backend.as_ref().is_some_and(|b| b.is_alive()) => "ok",
-            Status::Running | Status::Starting => "loading",
+            Status::Running => "ok",
+            Status::Starting => "loading",
             Status::Crashed => "error",
             _ => "unknown",
         };
@@ -677,8 +693,12 @@ impl DiffusionServer {
         if let Some(e) = &st.error {
             v["error"] = json!(e);
         }
-        if let Some(b) = st.backend {
-            v["backend"] = json!(b);
+        v["backend"] = backend
+            .as_ref()
+            .map(|b| b.info())
+            .unwrap_or_else(|| json!({ "state": "absent" }));
+        if let Some(b) = st.backend_kind {
+            v["backendKind"] = json!(b);
         }
         if let Some(f) = &st.flags {
             v["flags"] = f.clone();
@@ -686,11 +706,45 @@ impl DiffusionServer {
         v
     }
 
+    /// Running counts as healthy with sd-server absent: it is spawned on the next image.
     pub fn is_healthy(&self) -> bool {
         self.status() == Status::Running
-            && lock(&self.shared.backend)
-                .as_ref()
-                .is_some_and(|b| b.is_alive())
+    }
+
+    fn backend(&self) -> Option<Arc<Backend>> {
+        lock(&self.shared.backend).clone()
+    }
+
+    /// `getBackendInfo()`.
+    pub fn backend_info(&self) -> Value {
+        self.backend()
+            .map(|b| b.info())
+            .unwrap_or_else(|| json!({ "state": "absent" }))
+    }
+
+    /// `releaseBackend({ reason, waitForInFlight })`.
+    pub async fn release_backend(&self, reason: &str, wait_for_in_flight: bool) {
+        if let Some(b) = self.backend() {
+            if let Backend::Server(s) = b.as_ref() {
+                s.disarm_idle();
+            }
+        }
+        if wait_for_in_flight {
+            if let Some((jobs, id)) = self.jobs().and_then(|j| j.active_id().map(|id| (j, id))) {
+                jobs.wait(&id).await;
+            }
+        }
+        if let Some(b) = self.backend() {
+            b.release(reason).await;
+        }
+    }
+
+    /// `settleResidency(mode)`: `single` releases sd-server now, anything else arms the idle
+    /// release.
+    pub async fn settle(&self, mode: Option<UsageMode>) {
+        if let Some(b) = self.backend() {
+            settle(&self.shared, &b, mode).await;
+        }
     }
 
     pub fn log_file(&self) -> Option<Arc<LogFile>> {
@@ -710,7 +764,7 @@ impl DiffusionServer {
 fn aborted() -> Error {
     Error::server(
         "Server start was aborted by stop()",
-        json!({ "code": "START_ABORTED" }),
+        json!({ "code": "SD_SERVER_START_ABORTED" }),
     )
 }
 
@@ -726,7 +780,10 @@ fn not_found(id: &str) -> Error {
 }
 
 fn submit_to(jobs: &Jobs, body: &Value) -> Result<(String, i64)> {
-    let req = ImageRequest::parse(body)?;
+    queue(jobs, ImageRequest::parse(body)?)
+}
+
+fn queue(jobs: &Jobs, req: ImageRequest) -> Result<(String, i64)> {
     jobs.submit(req).map_err(|waiting| {
         Error::server(
             format!("Server is busy: the generation queue is full ({waiting} waiting)"),
@@ -741,6 +798,7 @@ fn submit_to(jobs: &Jobs, body: &Value) -> Result<(String, i64)> {
 struct ApiImpl {
     shared: Arc<Shared>,
     jobs: Arc<Jobs>,
+    access: crate::diffusion::http_guard::Access,
 }
 
 impl Api for ApiImpl {
@@ -762,6 +820,15 @@ impl Api for ApiImpl {
     fn cancel(&self, id: &str) -> CancelOutcome {
         self.jobs.cancel(id)
     }
+    fn backend_state(&self) -> String {
+        lock(&self.shared.backend)
+            .as_ref()
+            .and_then(|b| b.info()["state"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "absent".into())
+    }
+    fn access(&self) -> &crate::diffusion::http_guard::Access {
+        &self.access
+    }
 }
 
 async fn worker(shared: Arc<Shared>, jobs: Arc<Jobs>, backend: Arc<Backend>) {
@@ -777,7 +844,18 @@ async fn worker(shared: Arc<Shared>, jobs: Arc<Jobs>, backend: Arc<Backend>) {
             &format!("Generation {id} started: {:?}", job.request),
         );
         let t0 = Instant::now();
-        match backend.run(&job, on_progress.clone()).await {
+        let outcome = backend.run(&job, on_progress.clone()).await;
+        if job.request.settle {
+            // Before the result is handed out, as genai-electron settles before generateImage
+            // resolves: a `single` image has freed sd-server's memory by then.
+            let mode = job
+                .request
+                .usage_mode
+                .or(lock(&shared.state).usage_mode)
+                .unwrap_or(UsageMode::Burst);
+            settle(&shared, &backend, Some(mode)).await;
+        }
+        match outcome {
             Ok(images) => {
                 let n = job.request.count;
                 // The closing 100 % goes to JS only: the registry says `complete` instead, so a
@@ -828,6 +906,19 @@ async fn worker(shared: Arc<Shared>, jobs: Arc<Jobs>, backend: Arc<Backend>) {
                 jobs.finish(&id, Err(e));
             }
         }
+    }
+}
+
+/// `single` releases sd-server; `burst` (and anything else) arms the idle release.
+async fn settle(shared: &Shared, backend: &Arc<Backend>, mode: Option<UsageMode>) {
+    let Backend::Server(s) = backend.as_ref() else {
+        return;
+    };
+    if mode == Some(UsageMode::Single) {
+        s.release("single").await;
+    } else {
+        let idle = lock(&shared.state).idle_timeout;
+        s.arm_idle(idle);
     }
 }
 

@@ -49,14 +49,21 @@ impl ExitInfo {
     }
 }
 
-fn signal_name(s: i32) -> &'static str {
-    match s {
-        6 => " (SIGABRT)",
-        9 => " (SIGKILL)",
-        11 => " (SIGSEGV)",
-        15 => " (SIGTERM)",
-        _ => "",
-    }
+fn signal_name(s: i32) -> String {
+    signal_name_of(s)
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default()
+}
+
+/// Node's name for a Linux signal number (`NodeJS.Signals`), as genai-electron reports exits.
+pub fn signal_name_of(s: i32) -> Option<&'static str> {
+    const NAMES: [&str; 15] = [
+        "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
+        "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM",
+    ];
+    usize::try_from(s - 1)
+        .ok()
+        .and_then(|i| NAMES.get(i).copied())
 }
 
 pub const STDERR_TAIL: usize = 20;

@@ -1,0 +1,128 @@
+//! sd-server residency: genai-electron 0.26's backend states, release reasons and their ranks.
+//! sd-server is spawned on the first image and released when idle, after a `single` image, on
+//! cancel, when stuck, or when the server stops; these are the names JS sees.
+
+use crate::diffusion::flags::Flags;
+use serde_json::{json, Value};
+
+/// `DiffusionBackendState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendState {
+    #[default]
+    Absent,
+    Starting,
+    Ready,
+    Busy,
+    Stopping,
+}
+
+impl BackendState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendState::Absent => "absent",
+            BackendState::Starting => "starting",
+            BackendState::Ready => "ready",
+            BackendState::Busy => "busy",
+            BackendState::Stopping => "stopping",
+        }
+    }
+}
+
+/// `DiffusionBackendReleaseReason`, highest rank first: when releases overlap, the stop in
+/// progress ends with the highest-ranked reason asked for (genai-electron's rule).
+pub const RELEASE_REASONS: &[&str] = &[
+    "shutdown",
+    "stop",
+    "llm-start",
+    "calibration",
+    "flags-changed",
+    "idle-timeout",
+    "stuck",
+    "explicit",
+    "single",
+    "cancel",
+    "crashed",
+];
+
+pub fn rank(reason: &str) -> usize {
+    RELEASE_REASONS
+        .iter()
+        .position(|r| *r == reason)
+        .map(|i| RELEASE_REASONS.len() - i)
+        .unwrap_or(0)
+}
+
+/// The higher-ranked of two reasons (the current one wins a tie).
+pub fn stronger(current: Option<&str>, asked: &str) -> String {
+    match current {
+        Some(c) if rank(c) >= rank(asked) => c.to_string(),
+        _ => asked.to_string(),
+    }
+}
+
+/// What is known about the current sd-server (`DiffusionBackendInfo`).
+#[derive(Debug, Default)]
+pub struct Residency {
+    pub state: BackendState,
+    pub pid: Option<u32>,
+    pub started_at: Option<String>,
+    pub load_time_ms: Option<u64>,
+    pub last_used_at: Option<String>,
+    pub flags: Option<Flags>,
+    /// The reason the stop in progress will report.
+    pub stop_reason: Option<String>,
+    pub idle: Option<tokio::task::AbortHandle>,
+}
+
+impl Residency {
+    /// Forgets the process (it was released or died).
+    pub fn clear(&mut self) {
+        self.pid = None;
+        self.started_at = None;
+        self.load_time_ms = None;
+        self.last_used_at = None;
+        self.flags = None;
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({ "state": self.state.as_str() });
+        if let Some(p) = self.pid {
+            v["pid"] = json!(p);
+        }
+        if let Some(s) = &self.started_at {
+            v["startedAt"] = json!(s);
+        }
+        if let Some(ms) = self.load_time_ms {
+            v["loadTimeMs"] = json!(ms);
+        }
+        if let Some(s) = &self.last_used_at {
+            v["lastUsedAt"] = json!(s);
+        }
+        if let Some(f) = self.flags {
+            v["flags"] = f.to_json();
+        }
+        v
+    }
+}
+
+pub fn now_iso() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_follow_genai_electron() {
+        assert!(rank("shutdown") > rank("stop"));
+        assert!(rank("idle-timeout") > rank("stuck"));
+        assert!(rank("stuck") > rank("explicit"));
+        assert!(rank("cancel") > rank("crashed"));
+        assert_eq!(stronger(Some("single"), "stop"), "stop");
+        assert_eq!(stronger(Some("stop"), "single"), "stop");
+        assert_eq!(stronger(None, "cancel"), "cancel");
+    }
+}
