@@ -64,7 +64,7 @@ const MUTATIONS = [
     from: '        method == Method::GET || method == Method::HEAD,\n    ) {',
     to: '        true,\n    ) {',
     cargo: 'diffusion::http',
-    node: ['diffusion-http.test.js'],
+    node: ['diffusion-http.test.js', 'diffusion-residency.test.js'],
   },
   {
     name: 'ESM export list',
