@@ -341,7 +341,7 @@ describe('requests', () => {
     const calls = [];
     await assert.rejects(
       server.generateImage({ prompt: 'replayed', width: 64, height: 64, onProgress: (...a) => calls.push(a) }),
-      (e) => e instanceof g.ServerError && e.details.code === 'BACKEND_ERROR' && /SIGSEGV/.test(e.message),
+      (e) => e instanceof g.ServerError && e.details.code === 'SD_SERVER_EXITED' && /SIGSEGV/.test(e.message),
     );
     assert.ok(calls.some((c) => c[2] === 'loading' && c[1] === 280), JSON.stringify(calls));
     const pcts = calls.map((c) => c[3]);
