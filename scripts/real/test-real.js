@@ -157,9 +157,14 @@ async function main() {
   addon.configure({ userDataPath: userData });
   const pids = new Set();
   const server = addon.diffusionServer;
+  // sd-server may start lazily, at the first image: every pid seen while running is tracked.
+  const track = () => {
+    if (server.getPid()) pids.add(server.getPid());
+  };
+  const timer = setInterval(track, 50);
   const start = async (modelId) => {
     const info = await server.start({ modelId, port: 'auto', binaryPath: sdBin });
-    if (server.getPid()) pids.add(server.getPid());
+    track();
     return info;
   };
 
@@ -316,6 +321,7 @@ async function main() {
     return `${bodies.length} bodies, same status and error`;
   });
 
+  clearInterval(timer);
   await check('nothing left running', async () => {
     const alive = [...pids].filter((pid) => {
       try {
