@@ -34,7 +34,7 @@ beforeEach(() => {
 afterEach(async () => {
   await server.stop();
   for (const k of Object.keys(process.env)) {
-    if (k.startsWith('FAKE_SD_') && k !== 'FAKE_SD_STEP_MS') delete process.env[k];
+    if (k.startsWith('FAKE_SD_') && k !== 'FAKE_SD_STEP_MS' && k !== 'FAKE_SD_HEADER_ONLY') delete process.env[k];
   }
   process.env.FAKE_SD_STEP_MS = '1';
   assert.deepEqual(h.processesMatching(env.root), [], 'no sd.cpp process left behind');

@@ -30,7 +30,7 @@ before(() => {
 afterEach(async () => {
   await server.stop();
   for (const k of Object.keys(process.env)) {
-    if (k.startsWith('FAKE_SD_') && k !== 'FAKE_SD_STEP_MS') delete process.env[k];
+    if (k.startsWith('FAKE_SD_') && k !== 'FAKE_SD_STEP_MS' && k !== 'FAKE_SD_HEADER_ONLY') delete process.env[k];
   }
   process.env.FAKE_SD_STEP_MS = '2';
   const left = h.processesMatching(env.root);
@@ -331,6 +331,22 @@ describe('requests', () => {
     delete process.env.FAKE_SD_CRASH_AT_STEP;
     const r = await server.generateImage({ prompt: 'five again', count: 5, steps: 1, seed: 7 });
     assert.deepEqual(r.images.map((i) => i.seed), [7, 8, 9, 10, 11]);
+  });
+
+  test('a replayed real run crashing after its loading passes: progress never went down, never 100', async () => {
+    server = new g.DiffusionServerManager();
+    h.replayRealRun();
+    process.env.FAKE_SD_CRASH_AT_STEP = '2';
+    await start();
+    const calls = [];
+    await assert.rejects(
+      server.generateImage({ prompt: 'replayed', width: 64, height: 64, onProgress: (...a) => calls.push(a) }),
+      (e) => e instanceof g.ServerError && e.details.code === 'SD_SERVER_EXITED' && /SIGSEGV/.test(e.message),
+    );
+    assert.ok(calls.some((c) => c[2] === 'loading' && c[1] === 280), JSON.stringify(calls));
+    const pcts = calls.map((c) => c[3]);
+    for (let i = 1; i < pcts.length; i++) assert.ok(pcts[i] >= pcts[i - 1], `monotonic: ${pcts}`);
+    assert.ok(pcts.every((p) => p < 100), `never 100: ${pcts}`);
   });
 
   test('cancel: a queued batch never runs; a finished id is a no-op; two pollers see the same result', async () => {

@@ -302,6 +302,23 @@ describe('generateImage', () => {
     assert.equal(server.getActiveGenerationId(), undefined);
   });
 
+  test('progress replayed from a real sd-server run (loading passes, real timing) never goes down', async () => {
+    h.replayRealRun();
+    try {
+      await start();
+      const calls = [];
+      await server.generateImage({ prompt: 'replayed', width: 64, height: 64, onProgress: (...a) => calls.push(a) });
+      // The diffusion weights' loading pass (280 tensors) starts after the text encoder's pass
+      // reached the top of the loading band: it was seen, and did not pull the percentage down.
+      assert.ok(calls.some((c) => c[2] === 'loading' && c[1] === 280), JSON.stringify(calls));
+      const pcts = calls.map((c) => c[3]);
+      for (let i = 1; i < pcts.length; i++) assert.ok(pcts[i] >= pcts[i - 1], `monotonic: ${pcts}`);
+      assert.equal(pcts[pcts.length - 1], 100);
+    } finally {
+      h.replayRealRun(false);
+    }
+  });
+
   test('the model stays loaded: one sd-server for several images', async () => {
     const log = h.argsLog(env.tmp);
     await start();

@@ -49,6 +49,8 @@ function runExample(script, args, userData) {
         HF_ENDPOINT: srv.url,
         GENAI_ELECTRON_USER_DATA: userData,
         GENAI_ELECTRON_SD_BINARY_DIR: FAKE_SD,
+        // the served model files are headers only: the fake generates from them when told so
+        FAKE_SD_HEADER_ONLY: '1',
       },
     });
     let out = '';
@@ -76,6 +78,8 @@ test('examples/flux2-klein.js downloads, starts by id and saves an image; a seco
   const second = await runExample('flux2-klein.js', ['again', 'out2.png'], ud);
   assert.equal(second.code, 0, second.out);
   assert.doesNotMatch(second.out, /\[1\/3\]/, 'no second download');
+  const fetched = Object.entries(srv.stats).filter(([, st]) => st.get > 0 && st.bytesSent > 0);
+  assert.deepEqual(fetched.map(([p]) => p), [], 'the second run downloaded nothing');
   assertPng(path.join(ud, 'out2.png'));
 });
 

@@ -16,15 +16,20 @@ const FAKE = path.join(__dirname, 'fixtures', 'fake-sd');
 const SD_CLI = path.join(FAKE, 'sd-cli');
 const SD_SERVER = path.join(FAKE, 'sd-server');
 const MF = require('./fixtures/fake-sd/lib/model-files');
-const SPEC_OUT = path.join(__dirname, '..', '..', 'shared', 'spec', 'sdcpp-output');
-const HELP = fs.readFileSync(path.join(FAKE, 'lib', 'texts', 'sd-cli-help.txt'), 'utf8');
-const SRVHELP = fs.readFileSync(path.join(FAKE, 'lib', 'texts', 'sd-server-help.txt'), 'utf8');
+// Real captures (byte-for-byte copies kept in the repository): the fake is compared with these,
+// never with its own texts.
+const CAPTURES = path.join(__dirname, 'fixtures', 'sdcpp-output');
+const HELP = specFile('help.out');
+const SRVHELP = specFile('srvhelp.out');
 
 const STEP_RE = /\|([=> ]{50})\| (\d+)\/(\d+) - ([0-9.]+)(s\/it|it\/s)/;
 const LOAD_RE = /\|([# ]{50})\| (\d+)\/(\d+) - ([0-9.]+)(B\/s|KB\/s|MB\/s|GB\/s)/;
 
 let tmp;
 let M; // model paths
+
+// The model set is headers only; the fake generates from such files only when told so.
+process.env.FAKE_SD_HEADER_ONLY = '1';
 
 function run(prog, args, opts = {}) {
   return new Promise((resolve, reject) => {
@@ -49,9 +54,9 @@ function run(prog, args, opts = {}) {
   });
 }
 
+/** A real capture; a missing one throws (ENOENT) so the comparison can never pass silently. */
 function specFile(name) {
-  const p = path.join(SPEC_OUT, name);
-  return fs.existsSync(p) ? fs.readFileSync(p, 'utf8') : null;
+  return fs.readFileSync(path.join(CAPTURES, name), 'utf8');
 }
 
 function checkPng(file, width, height) {
@@ -175,8 +180,6 @@ describe('sd-cli argument handling (real texts)', { concurrency: true }, () => {
     const h = await run(SD_CLI, ['--help']);
     assert.equal(h.code, 0);
     assert.equal(h.stdout, HELP);
-    const spec = specFile('help.out');
-    if (spec !== null) assert.equal(h.stdout, spec);
     const v = await run(SD_CLI, ['--version']);
     assert.equal(v.code, 0);
     assert.equal(v.stdout, 'stable-diffusion.cpp version master-827-97d2990, commit 97d2990\n');
@@ -191,8 +194,7 @@ describe('sd-cli argument handling (real texts)', { concurrency: true }, () => {
     assert.equal(r.code, 1);
     assert.equal(r.stderr, '[ERROR] common.cpp:325  - error: unknown argument: --llm-vision\n');
     assert.equal(r.stdout, HELP);
-    const spec = specFile('unknown.err');
-    if (spec !== null) assert.equal(r.stderr, spec);
+    assert.equal(r.stderr, specFile('unknown.err'));
     // no --flag=value form, no prefixes
     assert.equal((await run(SD_CLI, ['--steps=4'])).stderr, '[ERROR] common.cpp:325  - error: unknown argument: --steps=4\n');
   });
@@ -216,8 +218,7 @@ describe('sd-cli argument handling (real texts)', { concurrency: true }, () => {
       assert.equal(r.signal, 'SIGABRT', args.join(' '));
       assert.equal(r.stderr, err);
       assert.equal(r.stdout, '');
-      const s = spec && specFile(spec);
-      if (s) assert.equal(r.stderr, s);
+      if (spec) assert.equal(r.stderr, specFile(spec));
     }
     // stoi semantics: a numeric prefix is accepted
     const ok = await run(SD_CLI, ['--steps', '2abc', '-M', 'foo']);
@@ -243,8 +244,7 @@ describe('sd-cli argument handling (real texts)', { concurrency: true }, () => {
     assert.equal(n.stderr, '[ERROR] common.cpp:742  - error: the following arguments are required: model_path/diffusion_model\n');
     assert.equal(n.stdout, HELP);
     for (const [spec, r] of [['badsampler.err', s], ['badmode.err', m], ['vf.err', v], ['nomodel.err', n]]) {
-      const t = specFile(spec);
-      if (t !== null) assert.equal(r.stderr, t, spec);
+      assert.equal(r.stderr, specFile(spec), spec);
     }
   });
 
@@ -267,11 +267,9 @@ describe('sd-cli argument handling (real texts)', { concurrency: true }, () => {
     ].join('\n');
     assert.equal(r.stdout, out);
     assert.equal(r.stderr, "[ERROR] stable-diffusion.cpp:905  - get sd version from file failed: ''\n");
-    const so = specFile('flux2.out');
-    if (so !== null) assert.equal(r.stdout, so);
+    assert.equal(r.stdout, specFile('flux2.out'));
     const q = await run(SD_CLI, ['--diffusion-model', 'x.gguf', '--qwen2vl', 'y.gguf', '--qwen2vl_vision', 'v.gguf', '-p', 'test']);
-    const qo = specFile('qwen2vl.out');
-    if (qo !== null) assert.equal(q.stdout, qo);
+    assert.equal(q.stdout, specFile('qwen2vl.out'));
     assert.match(q.stdout, /loading llm vision from 'v\.gguf'/);
   });
 
@@ -302,16 +300,25 @@ describe('sd-cli generation', { concurrency: true }, () => {
     assert.equal(r.stderr, '');
     checkPng(out, 128, 128);
     assert.ok(r.stdout.includes(`[INFO ] main.cpp:490  - save result image 0 to '${out}' (success)\n[INFO ] main.cpp:562  - 1/1 images saved\n`));
-    const real = specFile('gen1.out');
-    if (real !== null) {
-      const a = shape(r.stdout, [[M.sdxs, 'MODEL'], [out, 'OUT']]);
-      const b = shape(real, [['/models/sdxs_zero.safetensors', 'MODEL'], ['/out/gen1.png', 'OUT']]);
-      assert.deepEqual(a, b);
-    }
+    const a = shape(r.stdout, [[M.sdxs, 'MODEL'], [out, 'OUT']]);
+    const b = shape(specFile('gen1.out'), [['/models/sdxs_zero.safetensors', 'MODEL'], ['/out/gen1.png', 'OUT']]);
+    assert.deepEqual(a, b);
     // metadata mode reads back the parameters chunk
     const meta = await run(SD_CLI, ['-M', 'metadata', '--image', out]);
     assert.equal(meta.code, 0);
     assert.match(meta.stdout, /^File: .*\nFormat: PNG\n\nChunk: tEXt\n {2}crc: \d+\n {2}critical: false\n {2}data:\n {4}keyword: parameters\n {4}text: a cat\nSteps: 3, CFG scale: 1\.000000/);
+  });
+
+  test('a header-only file (no tensor data) fails when its weights load, as in the real loader', async () => {
+    const args = (m, out) => ['-m', m, '-p', 'x', '--steps', '1', '-W', '64', '-H', '64', '-o', path.join(tmp, out)];
+    const r = await run(SD_CLI, args(M.sdxs, 'h.png'), { env: { FAKE_SD_HEADER_ONLY: '' } });
+    assert.equal(r.code, 1);
+    assert.ok(r.stderr.includes(`read tensor data failed: '${M.sdxs}'`), r.stderr);
+    assert.equal(fs.existsSync(path.join(tmp, 'h.png')), false);
+    const full = MF.writeSdxs(path.join(tmp, 'models', 'sdxs-data.safetensors'), { data: 'sparse' });
+    const ok = await run(SD_CLI, args(full, 'd.png'), { env: { FAKE_SD_HEADER_ONLY: '' } });
+    assert.equal(ok.code, 0, ok.stderr);
+    checkPng(path.join(tmp, 'd.png'), 64, 64);
   });
 
   test('progress bars: carriage-return updates on stdout that parse', async () => {
@@ -437,8 +444,7 @@ describe('model detection and validation', { concurrency: true }, () => {
     const t = await run(SD_CLI, ['-m', M.sdxs, '--taesd', M.badTaesd, ...tail()]);
     assert.equal(t.code, 1);
     assert.equal(t.stderr, "[ERROR] model_manager.cpp:649  - VAE tensor 'tae.decoder.layers.0.weight' has wrong shape in model metadata: got [3, 3, 16, 64], expected [3, 3, 4, 64]\n[ERROR] stable-diffusion.cpp:1693 - model metadata validation failed\n");
-    const spec = specFile('badtae.err');
-    if (spec !== null) assert.equal(t.stderr, spec);
+    assert.equal(t.stderr, specFile('badtae.err'));
     assert.ok(t.stdout.includes(`[INFO ] stable-diffusion.cpp:799  - loading tae from '${M.badTaesd}'\n`));
     assert.ok(t.stdout.endsWith('[INFO ] stable-diffusion.cpp:1502 - using TAE for encoding / decoding\n[INFO ] main.cpp:910  - new_sd_ctx_t failed\n'));
 
@@ -533,7 +539,6 @@ describe('sd-server', { concurrency: true }, () => {
       assert.equal(bad.json.error, 'server_error');
       assert.match(bad.json.message, /^\[json\.exception\.parse_error\.101\]/);
       assert.equal((await request(s.port, 'POST', '/sdcpp/v1/img_gen', '{bad')).status, 400);
-      assert.equal((await request(s.port, 'POST', '/sdcpp/v1/img_gen', { prompt: 'x', batch_count: 9 })).status, 400);
       const nf = await request(s.port, 'GET', '/sdcpp/v1/jobs/job_nope_00000000');
       assert.equal(nf.status, 404);
       assert.deepEqual(nf.json, { error: 'job not found' });
@@ -550,6 +555,40 @@ describe('sd-server', { concurrency: true }, () => {
     assert.equal(ex.signal, 'SIGTERM');
   });
 
+  test('img_gen parses like the real route: wrong types and unknown names keep the defaults', async () => {
+    // As the real sd-server answers (npm run test:real compares the two): a field of the wrong
+    // JSON type, an unknown sampler or scheduler, batch_count or sample_steps <= 0 are ignored
+    // (202, request defaults); a negative cfg scale is refused; batch_count has no upper bound.
+    const s = await startServer(['-m', M.sdxs, '-W', '64', '-H', '64', '--steps', '1', '-s', '42']);
+    try {
+      const cases = [
+        [{ prompt: 'x', batch_count: 0 }, 202],
+        [{ prompt: 'x', sample_params: { sample_steps: 0 } }, 202],
+        [{ prompt: 'x', sample_params: { guidance: { txt_cfg: -1 } } }, 400],
+        [{ prompt: 'x', batch_count: 9 }, 202],
+        [{ prompt: 'x', sample_params: { sample_method: 'nope', scheduler: 'nope' } }, 202],
+        [{ prompt: 'x', seed: 1.5, batch_count: '2', width: '128', sample_params: 'fast' }, 202],
+      ];
+      for (const [body, status] of cases) {
+        const r = await request(s.port, 'POST', '/sdcpp/v1/img_gen', body);
+        assert.equal(r.status, status, JSON.stringify(body));
+        if (status === 400) assert.deepEqual(r.json, { error: 'invalid generation parameters' });
+      }
+      const sub = await request(s.port, 'POST', '/sdcpp/v1/img_gen',
+        { prompt: 'defaults', seed: 'abc', batch_count: 0, sample_params: { sample_method: 'nope', sample_steps: 0 } });
+      const done = await pollJob(s.port, sub.json.id);
+      assert.equal(done.json.status, 'completed');
+      assert.equal(done.json.result.images.length, 1);
+      const png = Buffer.from(done.json.result.images[0].b64_json, 'base64').toString('latin1');
+      assert.match(png, /Steps: 1, /);
+      assert.match(png, /Seed: 42, Size: 64x64/);
+      assert.match(png, /Sampler: euler_a /);
+    } finally {
+      s.child.kill('SIGTERM');
+    }
+    await s.exited;
+  });
+
   test('bind failure after `listening on:` exits 0 (srv3); model failure exits 1 (srvfail)', async () => {
     const blocker = net.createServer();
     await new Promise((r) => blocker.listen(0, '127.0.0.1', r));
@@ -562,8 +601,7 @@ describe('sd-server', { concurrency: true }, () => {
     const f = await run(SD_SERVER, ['--diffusion-model', 'x.gguf', '--llm', 'y.gguf']);
     assert.equal(f.code, 1);
     assert.equal(f.stderr, "[ERROR] stable-diffusion.cpp:905  - get sd version from file failed: ''\n[ERROR] main.cpp:92   - new_sd_ctx_t failed\n");
-    const spec = specFile('srvfail.out');
-    if (spec !== null) assert.equal(f.stdout, spec);
+    assert.equal(f.stdout, specFile('srvfail.out'));
     const o = await run(SD_SERVER, ['-m', M.sdxs, '-o', 'x.png']);
     assert.equal(o.code, 1);
     assert.equal(o.stderr, '[ERROR] common.cpp:325  - error: unknown argument: -o\n');

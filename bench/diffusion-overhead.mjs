@@ -3,7 +3,8 @@
 // next to the same jobs sent straight to an identical sd-server. Each image's overhead is its wall
 // time minus sd.cpp's own time for it (its `generate_image completed in Xs` line, 10 ms steps), so
 // compute noise drops out; p50, p95 and max show a tail (such as a delayed-ACK stall on one image
-// in three) that a mean or a median would hide.
+// in three) that a mean or a median would hide. The figures are also written, with the commit
+// measured, to bench/results-diffusion-overhead[-real]-<platform>-<arch>.md.
 //
 //   node bench/diffusion-overhead.mjs [--images 30] [--steps 4] [--step-ms 5] [--max-overhead-ms N]
 //       with the fake sd-server of the tests (__test__/fixtures/fake-sd);
@@ -20,6 +21,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeResults } from './results.mjs';
 
 const require = createRequire(import.meta.url);
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -204,6 +206,15 @@ for (const [name, o] of rows) {
   console.log(`  ${name.padEnd(30)} ${fmt(o.p50)} ${fmt(o.p95)} ${fmt(o.max)}   ${fmt(add.p50)} ${fmt(add.p95)} ${fmt(add.max)}`);
   if (MAX_OVERHEAD !== undefined && add.p95 > MAX_OVERHEAD) failed = true;
 }
+const ms = (x) => `${x.toFixed(2)} ms`;
+writeResults(real ? 'diffusion-overhead-real' : 'diffusion-overhead', 'Diffusion server overhead per image', [
+  `Time outside sd.cpp's own compute per image (${what}, ${IMAGES} images, ${SIZE}x${SIZE}, ${STEPS} steps; sd-server spawn ${spawned.loadTimeMs} ms).`,
+  '',
+  '| path | p50 | p95 | max | added over direct (p50 / p95 / max) |',
+  '|---|---|---|---|---|',
+  `| sd-server alone (direct) | ${ms(b.p50)} | ${ms(b.p95)} | ${ms(b.max)} | - |`,
+  ...rows.map(([name, o]) => `| ${name} | ${ms(o.p50)} | ${ms(o.p95)} | ${ms(o.max)} | ${ms(o.p50 - b.p50)} / ${ms(o.p95 - b.p95)} / ${ms(o.max - b.max)} |`),
+].join('\n'));
 if (failed) {
   console.error(`p95 added time above ${MAX_OVERHEAD} ms`);
   process.exit(1);

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { machine, writeResults } from './results.mjs';
 
 const require = createRequire(import.meta.url);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -153,9 +154,7 @@ async function main() {
   const work = fs.mkdtempSync(path.join(args.tmp || os.tmpdir(), 'genai-bench-'));
   const srv = await startHfServer();
   const report = [];
-  const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' }).stdout.trim() || 'unknown';
-  const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
-  report.push(`# Download benchmark\n\nCommit ${commit}; Node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0].model}), ${os.platform()} ${os.release()}; runs per cell: ${RUNS} (best wall time shown); load average at start ${load()}.`);
+  report.push(`${machine()}; runs per cell: ${RUNS} (best wall time shown).`);
   try {
     const workloads = {};
     if (WORKLOADS.includes('big')) {
@@ -250,6 +249,7 @@ async function main() {
     if (!args.keep) fs.rmSync(work, { recursive: true, force: true });
   }
   process.stdout.write(`${report.join('\n')}\n`);
+  writeResults(null, 'Download benchmark', report.join('\n'));
 }
 
 main().catch((e) => {

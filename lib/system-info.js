@@ -2,7 +2,7 @@
 /**
  * `systemInfo`: memory, CPU and GPU detection and `canRunModel`, implemented natively
  * (src/system/). This adapter only reads the environment on the JS thread and hands it down with
- * each call: GENAI_ELECTRON_SIMULATE_SYSTEM (a simulated machine file, see docs/system-info.md),
+ * each call: GENAI_ELECTRON_SIMULATE_SYSTEM (a simulated machine file, see the README, "Simulating a machine"),
  * PATH (where nvidia-smi / rocm-smi are looked up) and GENAI_ELECTRON_NVML_LIBRARY.
  */
 

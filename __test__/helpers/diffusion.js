@@ -11,6 +11,24 @@ const path = require('node:path');
 const { tempRoot, writeRecord } = require('./storage.js');
 
 const FAKE_SD_DIR = path.join(__dirname, '..', 'fixtures', 'fake-sd');
+/** Real sd-server output (first job loads three weight sets) for FAKE_SD_REPLAY. */
+const REPLAY_CAPTURE = path.join(__dirname, '..', 'fixtures', 'sdcpp-output', 'srv.out');
+
+/**
+ * Makes the fake sd-servers spawned from now on replay REPLAY_CAPTURE with its real timing,
+ * each wait capped at 300 ms (the loading bars' real 110-155 ms gaps, longer than the 100 ms
+ * progress throttle, are kept); `false` turns it off.
+ */
+function replayRealRun(on = true) {
+  if (!on) {
+    delete process.env.FAKE_SD_REPLAY;
+    delete process.env.FAKE_SD_REPLAY_MAX_MS;
+    return;
+  }
+  fs.accessSync(REPLAY_CAPTURE);
+  process.env.FAKE_SD_REPLAY = REPLAY_CAPTURE;
+  process.env.FAKE_SD_REPLAY_MAX_MS = '300';
+}
 const modelFiles = require('../fixtures/fake-sd/lib/model-files.js');
 
 const GIB = 1024 ** 3;
@@ -104,7 +122,7 @@ function sdxlCheckpointRecord(root, { id = 'sdxl-base', size = 6_938_078_334 } =
   });
 }
 
-/** Writes a simulated machine (docs/system-info.md) and returns its path. */
+/** Writes a simulated machine (README, "Simulating a machine") and returns its path. */
 function machine(dir, vramGiB, { ramGiB = 32 } = {}) {
   const file = path.join(dir, `machine-${vramGiB === null ? 'nogpu' : `${vramGiB}gb`}-${ramGiB}gb-ram.json`);
   const gpu =
@@ -212,6 +230,9 @@ const terminal = (r) => r.status !== 200 || ['complete', 'error', 'cancelled'].i
 
 /** A fresh userData root with the fake programs as binaries (config.binaryPath). */
 function setup() {
+  // The model files of these tests are headers only (KBs for GBs of weights): the fake programs
+  // generate from them only when told so (the real ones cannot; test:real shows real runs).
+  process.env.FAKE_SD_HEADER_ONLY = '1';
   const root = tempRoot('genai-rs-diffusion-');
   return { root, binaryPath: FAKE_SD_DIR, tmp: fs.mkdtempSync(path.join(os.tmpdir(), 'genai-rs-dtmp-')) };
 }
@@ -230,6 +251,8 @@ function nextEvent(emitter, name, pred = () => true) {
 
 module.exports = {
   FAKE_SD_DIR,
+  REPLAY_CAPTURE,
+  replayRealRun,
   nextEvent,
   GIB,
   modelFiles,

@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 
-/// genai-electron's `VALID_CONFIG_FIELDS` plus this library's additions (documented in
-/// docs/diffusion-server.md).
+/// genai-electron's `VALID_CONFIG_FIELDS` plus this library's additions (documented in the
+/// README, "Configuration").
 pub const VALID_CONFIG_FIELDS: &[&str] = &[
     "modelId",
     "port",

@@ -225,8 +225,17 @@ mod tests {
         let p = ensure_sdxl_hint(&paths).unwrap();
         let t = read_tensors(&p).unwrap();
         assert_eq!(t.len(), 1);
-        assert_eq!(t[0].name, SDXL_HINT_TENSOR);
+        // A literal, not the constant: sd.cpp detects SDXL only through a name containing
+        // `cond_stage_model.1` (sdxl-split probe, 98-byte file with this one F16 [1] tensor).
+        assert_eq!(t[0].name, "cond_stage_model.1.sdxl_hint");
         assert_eq!(t[0].shape, vec![1]);
+        let header_len = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&b[8..8 + header_len]).unwrap();
+        assert_eq!(
+            header["cond_stage_model.1.sdxl_hint"],
+            json!({"dtype": "F16", "shape": [1], "data_offsets": [0, 2]})
+        );
+        assert_eq!(std::fs::read(&p).unwrap(), b);
     }
 
     #[test]

@@ -420,7 +420,7 @@ impl DiffusionServer {
         if files.sdxl_split {
             self.shared.log(
                 LogLevel::Info,
-                "SDXL split layout: adding -m with the SDXL hint file so stable-diffusion.cpp detects SDXL (see docs/diffusion-server.md)",
+                "SDXL split layout: adding -m with the SDXL hint file so stable-diffusion.cpp detects SDXL (see the README, \"SDXL from split files\")",
             );
         }
         if let Some(check) = env.resources.clone() {

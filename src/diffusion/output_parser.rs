@@ -199,6 +199,15 @@ fn classify_message(m: &str) -> Event {
             };
         }
     }
+    // Later sd.cpp versions find a shape mismatch while loading and name no module:
+    // `tensor 'first_stage_model.decoder.conv_in.weight' has wrong shape in model file: ...`.
+    if let Some(name) = m.strip_prefix("tensor '") {
+        if m.contains("has wrong shape") {
+            return Event::TensorProblem {
+                module: module_of_tensor(name).to_string(),
+            };
+        }
+    }
     if m.contains("model metadata validation failed")
         || m.starts_with("get sd version from file failed")
         || m.contains("new_sd_ctx_t failed")
@@ -330,6 +339,21 @@ impl FailureNotes {
 
 /// Maps an sd.cpp component name (`diffusion model`, `llm`, `vae`, `clip_l`) or tensor module
 /// (`VAE`, `Conditioner model`, `Diffusion model`) to the record's role name.
+/// The module name sd.cpp's validation lines use, from a tensor's converted name.
+fn module_of_tensor(name: &str) -> &'static str {
+    if name.starts_with("first_stage_model.") || name.starts_with("vae.") {
+        "VAE"
+    } else if name.starts_with("tae.") {
+        "TAE"
+    } else if name.starts_with("model.diffusion_model.") {
+        "Diffusion model"
+    } else if name.starts_with("cond_stage_model") || name.starts_with("text_encoders.") {
+        "Conditioner model"
+    } else {
+        "model"
+    }
+}
+
 pub fn role_of(sd_name: &str) -> Option<&'static str> {
     let n = sd_name.to_ascii_lowercase();
     let n = n.trim();
@@ -544,6 +568,21 @@ mod tests {
             .lines
             .iter()
             .any(|l| l.contains("has wrong shape in model metadata: got [3, 3, 16, 64]")));
+        assert!(notes.context_failed);
+    }
+
+    #[test]
+    fn load_time_shape_error_of_later_versions_names_the_vae() {
+        // sd-cli of stable-diffusion-cpp-python 0.4.7 given a Flux 1 VAE for Flux 2 Klein.
+        let mut notes = FailureNotes::default();
+        for l in parse_all(&golden("flux1vae-0.4.7.out"))
+            .iter()
+            .chain(parse_all(&golden("flux1vae-0.4.7.err")).iter())
+        {
+            notes.observe(l);
+        }
+        assert_eq!(notes.tensor_modules, vec!["VAE".to_string()]);
+        assert_eq!(notes.tensor_line_count, 1);
         assert!(notes.context_failed);
     }
 
