@@ -1204,7 +1204,7 @@ export interface LlamaServerConfig extends ServerConfig {
   contextSize?: number;
   /** Per-slot context policy (0.26): sized by `getOptimalConfig` when `contextSize` is unset. */
   minimumContextSize?: number;
-  /** Accepted for compatibility; binaries are not validated by a test run. */
+  /** Re-run the installed llama.cpp build's validation (`--version`, then a short completion on this model). */
   forceValidation?: boolean;
   /** Milliseconds to wait for `/health` 200 (default 120000). */
   startupTimeout?: number;
@@ -1304,6 +1304,8 @@ export declare class LlamaServerManager extends EventEmitter {
   on(event: 'stopped', listener: () => void): this;
   on(event: 'crashed', listener: (crash: LlamaCrashInfo) => void): this;
   on(event: 'health-check-failed', listener: (e: { consecutiveFailures: number; serverInfo: LlamaServerInfo }) => void): this;
+  on(event: 'binary-log', listener: (event: BinaryLogEvent) => void): this;
+  on(event: 'binary-progress', listener: (event: BinaryProgressEvent) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 

@@ -18,6 +18,7 @@ const g = require('..');
 const h = require('./helpers/diffusion.js');
 const { tempRoot } = require('./helpers/storage.js');
 const A = require('./helpers/archives.js');
+const hl = require('./helpers/llama.js');
 const { startHfServer } = require('./fixtures/hf-server.js');
 
 const PLATFORM = `${process.platform === 'win32' ? 'win32' : process.platform}-${process.arch}`;
@@ -78,6 +79,8 @@ before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'genai-rs-bin-'));
   process.env.GENAI_ELECTRON_SIMULATE_SYSTEM = h.machine(tmp, null);
   process.env.FAKE_SD_STEP_MS = '1';
+  // The model files are headers only: the fake sd-server generates from them only when told so.
+  process.env.FAKE_SD_HEADER_ONLY = '1';
   delete process.env.GENAI_ELECTRON_SD_BINARY_DIR;
   delete process.env.GENAI_ELECTRON_BINARY_MIRROR;
   args = h.argsLog(tmp);
@@ -432,6 +435,52 @@ describe('concurrency', () => {
     assert.deepEqual(results.map((r) => r.ok), [true, true], JSON.stringify(results));
     assert.equal(results.filter((r) => r.downloaded).length, 1);
     assert.equal(srv.statsFor(cpu.path).get, 1);
+  });
+});
+
+describe('llama.cpp on llamaServer.start()', () => {
+  let llama;
+  afterEach(async () => {
+    if (llama) await llama.stop();
+    llama = undefined;
+    delete process.env.FAKE_LLAMA_ARGS_LOG;
+  });
+
+  test('first start installs the pinned build after canRunModel, validated on the model; then reused', async () => {
+    delete process.env.GENAI_ELECTRON_LLAMA_BINARY_DIR;
+    const rec = hl.llmRecord(root);
+    const buf = A.tarGz(A.dirEntries(hl.FAKE_LLAMA_DIR));
+    const f = srv.addRawFile(`/releases/t${++n}/llama-bin.tar.gz`, buf);
+    const file = path.join(tmp, `manifest-${++n}.json`);
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ llamaServer: { version: 'llama-test-1', binaries: ['llama-server'], variants: { [PLATFORM]: [{ type: 'cpu', url: f.url, checksum: f.sha256 }] } } }),
+    );
+    process.env.GENAI_ELECTRON_BINARY_MANIFEST = file;
+    const argsFile = path.join(tmp, `llama-args-${n}.jsonl`);
+    process.env.FAKE_LLAMA_ARGS_LOG = argsFile;
+    llama = new g.LlamaServerManager();
+    const events = record(llama);
+    const info = await llama.start({ modelId: rec.id, port: 'auto' });
+    assert.equal(info.status, 'running');
+    assert.equal(srv.statsFor(f.path).get, 1);
+    assert.deepEqual(phases(events), ['downloading', 'verifying', 'extracting', 'finalizing', 'testing', 'installing']);
+    assert.equal(events[events.length - 1][0], 'started');
+    for (const want of [/Trying cpu variant/, /Phase 1: ✓/, /Phase 2: ✓/]) {
+      assert.ok(logs(events).some((m) => want.test(m)), `${want} in ${logs(events).join(' | ')}`);
+    }
+    const dir = path.join(root, 'binaries', 'llama');
+    const v = JSON.parse(fs.readFileSync(path.join(dir, '.validation.json'), 'utf8'));
+    assert.deepEqual([v.variant, v.version, v.phase2Passed], ['cpu', 'llama-test-1', true]);
+    // Phase 2 loaded this model on the installed program; the server then ran from the install.
+    const runs = hl.loggedArgs(argsFile);
+    assert.ok(runs.some((a) => a[0] === '-m' && a[1] === rec.path && a.includes('-c') && a.includes('512')), JSON.stringify(runs));
+    assert.equal(info.pid, llama.getPid());
+    await llama.stop();
+    const again = record(llama);
+    await llama.start({ modelId: rec.id, port: 'auto' });
+    assert.equal(srv.statsFor(f.path).get, 1, 'no second download');
+    assert.deepEqual(phases(again), [], 'no second validation');
   });
 });
 

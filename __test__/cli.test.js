@@ -5,13 +5,16 @@
  * fake sd programs; --json output; and every error path exiting non-zero with its code.
  */
 const { test, before, after } = require('node:test');
+const crypto = require('node:crypto');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { startHfServer } = require('./fixtures/hf-server.js');
 const { tempRoot, fluxRecord } = require('./helpers/storage.js');
 const { FAKE_SD, serveKlein, runCli } = require('./helpers/cli.js');
-const { PRESETS } = require('..');
+const lib = require('..');
+
+const { PRESETS } = lib;
 
 const ID = 'flux-2-klein-4b-q80';
 let srv;
@@ -28,8 +31,9 @@ after(async () => {
   await srv.close();
 });
 
+/** The served model files are headers only: the fake sd programs generate from them when told so. */
 function env(extra = {}) {
-  return { HF_ENDPOINT: srv.url, GENAI_ELECTRON_USER_DATA: userData, GENAI_ELECTRON_SD_BINARY_DIR: FAKE_SD, ...extra };
+  return { HF_ENDPOINT: srv.url, GENAI_ELECTRON_USER_DATA: userData, GENAI_ELECTRON_SD_BINARY_DIR: FAKE_SD, FAKE_SD_HEADER_ONLY: '1', ...extra };
 }
 
 function listFiles(dir) {
@@ -57,11 +61,16 @@ test('presets --json lists the exported catalogue', async () => {
 test('pull of a preset: interrupted with SIGINT keeps the partial file, the next pull resumes it', async () => {
   const fault = srv.fault(klein.diffusion_model.cdnPath, { slow: 2048 });
   let interrupted = false;
+  // The DiT's bytes go to its .partial (the other files download beside it): interrupt once that
+  // file has been receiving for a second, so there is something to resume.
+  const ditPartial = path.join(userData, 'models', 'diffusion', 'flux-2-klein', 'flux-2-klein-4b-Q8_0.gguf.partial');
+  let partialSince = 0;
   const first = await runCli(['pull', ID, '--progress', 'bar'], {
     env: env(),
     onStdout: (out, child) => {
-      // Interrupt once bytes of the first file have arrived.
-      if (!interrupted && /\] +\d+%  [1-9][\d.]* (B|KiB) \//.test(out)) {
+      if (!partialSince && fs.existsSync(ditPartial)) partialSince = Date.now();
+      const receiving = partialSince && Date.now() - partialSince >= 1000;
+      if (!interrupted && receiving && /\] +\d+%  [1-9][\d.]* (B|KiB) \//.test(out)) {
         interrupted = true;
         child.kill('SIGINT');
       }
@@ -93,7 +102,9 @@ test('pull of a preset: interrupted with SIGINT keeps the partial file, the next
   const total = Object.values(klein).reduce((a, f) => a + f.size, 0);
   assert.ok(total > 1024 && total < 1048576, 'the fixture files total some KiB');
   const kib = `${(total / 1024).toFixed(1)} KiB`;
-  assert.match(final, new RegExp(`^\\[#{24}\\] 100%  ${kib} / ${kib}  [\\d.]+ (B|KiB|MiB)/s  done\\s*$`), JSON.stringify(final));
+  // The first pull completed the text encoder and VAE beside the DiT: this one moves only the DiT.
+  const dit = `${(klein.diffusion_model.size / 1024).toFixed(1)} KiB`;
+  assert.match(final, new RegExp(`^\\[#{24}\\] 100%  ${dit} / ${dit}  [\\d.]+ (B|KiB|MiB)/s  done\\s*$`), JSON.stringify(final));
   assert.match(second.stdout, new RegExp(`Downloaded ${ID}: ${kib} in `));
   assert.equal(listFiles(path.join(userData, 'models')).filter((f) => f.endsWith('.partial')).length, 0);
 });
@@ -118,8 +129,11 @@ test('without a terminal: no bar redraws and no colour codes, and --json output 
   assert.equal(report.binaries.server.path, path.join(FAKE_SD, 'sd-server'));
   const d = report.diffusion.find((x) => x.modelId === ID);
   assert.equal(d.flags.diffusionFlashAttention.on, true, 'Klein has an llm component');
+  assert.equal(report.provisioning.diffusion.action, 'override');
+  assert.equal(report.provisioning.llama.pinned, lib.BINARY_VERSIONS.llamaServer.version);
   const plainDoctor = await runCli(['doctor'], { env: env() });
   assert.match(plainDoctor.stdout, /What diffusionServer\.start\(\) would use/);
+  assert.match(plainDoctor.stdout, /Binary provisioning/);
   assert.doesNotMatch(plainDoctor.stdout, /[\r\x1b]/);
 });
 
@@ -248,14 +262,7 @@ async function pullLlm() {
   return [ud, JSON.parse(pulled.stdout).id];
 }
 
-const HAS_LLAMA = Boolean(require('..').llamaServer);
-
-test('serve of an LLM without an LLM server says so', { skip: HAS_LLAMA ? 'llamaServer present' : false }, async () => {
-  const [ud, id] = await pullLlm();
-  assertError(await runCli(['serve', id], { env: env({ GENAI_ELECTRON_USER_DATA: ud }) }), 'LLM_SERVER_UNAVAILABLE');
-});
-
-test('serve of an LLM runs llama-server: /health answers, SIGINT stops it', { skip: HAS_LLAMA ? false : 'no llamaServer' }, async () => {
+test('serve of an LLM runs llama-server: /health answers, SIGINT stops it', async () => {
   const [ud, id] = await pullLlm();
   const fakeLlama = path.join(__dirname, 'fixtures', 'fake-llama');
   let announced = null;
@@ -275,4 +282,36 @@ test('serve of an LLM runs llama-server: /health answers, SIGINT stops it', { sk
   assert.equal(announced.health, 200);
   assert.ok(Number.isInteger(announced.pid), 'llama-server pid reported');
   assert.throws(() => process.kill(announced.pid, 0), { code: 'ESRCH' }, 'llama-server is gone');
+});
+
+test('doctor says how start() gets each program: download, installed build, changed build', async () => {
+  const ud = tempRoot('genai-cli-doc-');
+  const bare = { GENAI_ELECTRON_USER_DATA: ud, GENAI_ELECTRON_SD_BINARY_DIR: '', GENAI_ELECTRON_LLAMA_BINARY_DIR: '' };
+  const report = async () => {
+    const r = await runCli(['doctor', '--json'], { env: env(bare) });
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout).provisioning;
+  };
+  let p = await report();
+  assert.equal(p.diffusion.action, 'download');
+  assert.equal(p.diffusion.pinned, lib.BINARY_VERSIONS.diffusionCpp.version);
+  assert.match(p.llama.why, new RegExp(`downloads ${lib.BINARY_VERSIONS.llamaServer.version}`));
+  // An install as genai-electron 0.26 records it.
+  const dir = path.join(ud, 'binaries', 'llama');
+  fs.mkdirSync(dir, { recursive: true });
+  const exe = path.join(dir, 'llama-server');
+  fs.writeFileSync(exe, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+  const checksum = crypto.createHash('sha256').update(fs.readFileSync(exe)).digest('hex');
+  const rec = { variant: 'cpu', checksum, validatedAt: new Date().toISOString(), phase1Passed: true, phase2Passed: true, version: lib.BINARY_VERSIONS.llamaServer.version };
+  fs.writeFileSync(path.join(dir, '.validation.json'), JSON.stringify(rec));
+  p = await report();
+  assert.equal(p.llama.action, 'installed');
+  assert.equal(p.llama.installed.intact, true);
+  fs.appendFileSync(exe, '# changed\n');
+  p = await report();
+  assert.equal(p.llama.action, 'validate');
+  fs.writeFileSync(path.join(dir, '.validation.json'), JSON.stringify({ ...rec, checksum: crypto.createHash('sha256').update(fs.readFileSync(exe)).digest('hex'), version: 'b1' }));
+  p = await report();
+  assert.equal(p.llama.action, 'download');
+  assert.match(p.llama.why, /installed build is b1/);
 });

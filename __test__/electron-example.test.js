@@ -34,7 +34,8 @@ function startApp(userData, main = MAIN, cwd = undefined) {
   const child = fork(main, [], {
     cwd,
     execArgv: ['-r', REGISTER],
-    env: { ...process.env, HF_ENDPOINT: srv.url, FAKE_ELECTRON_USER_DATA: userData, GENAI_ELECTRON_SD_BINARY_DIR: FAKE_SD, GENAI_ELECTRON_USER_DATA: '' },
+    // The served model files are headers only: the fake sd-server generates from them when told so.
+    env: { ...process.env, HF_ENDPOINT: srv.url, FAKE_ELECTRON_USER_DATA: userData, GENAI_ELECTRON_SD_BINARY_DIR: FAKE_SD, GENAI_ELECTRON_USER_DATA: '', FAKE_SD_HEADER_ONLY: '1' },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   let stderr = '';

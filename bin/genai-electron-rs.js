@@ -212,11 +212,10 @@ class Cli {
     else this.print(`Deleted ${id}`);
   }
 
-  /** The server that runs `model`: the diffusion server, or llamaServer for LLMs where it exists. */
+  /** The server that runs `model`: the diffusion server, or llamaServer for LLMs. */
   serverFor(model) {
     if (model.type === 'diffusion') return { server: lib.diffusionServer, kind: 'diffusion' };
-    if (lib.llamaServer) return { server: lib.llamaServer, kind: 'llama' };
-    throw new CliError('LLM_SERVER_UNAVAILABLE', `${model.id} is an LLM, and this version of genai-electron-rs has no llamaServer to run it`);
+    return { server: lib.llamaServer, kind: 'llama' };
   }
 
   async serve(id) {

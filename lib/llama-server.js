@@ -275,6 +275,22 @@ class LlamaServerManager extends EventEmitter {
     }
   }
 
+  /**
+   * Binary provisioning, as genai-electron 0.26 does it after canRunModel: without binaryPath or
+   * GENAI_ELECTRON_LLAMA_BINARY_DIR, makes sure `<userData>/binaries/llama/` holds a validated
+   * llama.cpp build (downloading one if needed; phase 2 loads this model), emitting 'binary-log'
+   * and 'binary-progress'. The lookup below then finds it there.
+   */
+  async _provisionBinary(config, modelInfo) {
+    const envDir = process.env[BINARY_DIR_ENV];
+    if (config.binaryPath != null || (typeof envDir === 'string' && envDir.trim() !== '')) return;
+    await require('./binaries.js').ensureBinary('llama', {
+      emitter: this,
+      forceValidation: config.forceValidation,
+      modelArgs: modelInfo.path ? ['-m', modelInfo.path] : undefined,
+    });
+  }
+
   _assertActive(generation) {
     if (generation !== this._generation || this._status !== 'starting') {
       throw new ServerError('llama-server stopped or exited during startup', {
@@ -332,6 +348,8 @@ class LlamaServerManager extends EventEmitter {
           suggestion: canRun.suggestion || canRun.reason || 'Try a smaller model',
         });
       }
+      await this._provisionBinary(config, modelInfo);
+      this._assertActive(generation);
       const binary = nativeSync(() => binding.llamaResolveBinary(config.binaryPath ?? null, process.env[BINARY_DIR_ENV] ?? null, path.join(userData, 'binaries', 'llama')));
       if (await isServerResponding(port, 2000, host)) throw new PortInUseError(port);
       if (!(await isPortBindable(port, host))) throw new PortInUseError(port);

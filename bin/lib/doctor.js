@@ -1,10 +1,12 @@
 'use strict';
 /**
- * `genai-electron-rs doctor`: what this machine has (system, GPU, binaries, storage) and, for each
+ * `genai-electron-rs doctor`: what this machine has (system, GPU, binaries and how start() would
+ * provision them, storage) and, for each
  * diffusion model, what `diffusionServer.start()` would use and why, from the documented rules
  * (README "The binary" and "Automatic flags"). Public API only.
  */
 
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const lib = require('../..');
@@ -46,6 +48,67 @@ function binaries() {
   return { searched: places, server: pick('server'), cli: pick('cli') };
 }
 
+/**
+ * What start() will do to get each program, by the README's "How a build is obtained": an override
+ * folder is used as is; an installed build whose record names the pinned version and the program's
+ * current SHA-256 is used untested; otherwise the pinned release is downloaded and validated.
+ */
+function provisioning(type) {
+  const pins = type === 'llama' ? lib.BINARY_VERSIONS.llamaServer : lib.BINARY_VERSIONS.diffusionCpp;
+  const program = type === 'llama' ? 'llama-server' : 'sd-server';
+  const envName = type === 'llama' ? 'GENAI_ELECTRON_LLAMA_BINARY_DIR' : 'GENAI_ELECTRON_SD_BINARY_DIR';
+  const platform = `${process.platform}-${process.arch}`;
+  const manifest = process.env.GENAI_ELECTRON_BINARY_MANIFEST || null;
+  const report = {
+    program,
+    pinned: pins.version,
+    variants: (pins.variants[platform] || []).map((v) => v.type),
+    manifest,
+    override: process.env[envName] ? { from: envName, dir: process.env[envName] } : null,
+    installed: null,
+  };
+  const dir = path.join(lib.getUserDataPath(), 'binaries', type);
+  const exe = path.join(dir, program + EXE);
+  let record = null;
+  try {
+    record = JSON.parse(fs.readFileSync(path.join(dir, '.validation.json'), 'utf8'));
+  } catch {
+    record = null;
+  }
+  if (isProgram(exe)) {
+    const sha = crypto.createHash('sha256').update(fs.readFileSync(exe)).digest('hex');
+    report.installed = {
+      path: exe,
+      version: record ? record.version : null,
+      variant: record ? record.variant : null,
+      validatedAt: record ? record.validatedAt : null,
+      intact: Boolean(record && record.checksum === sha),
+    };
+  }
+  const inst = report.installed;
+  if (report.override) {
+    report.action = 'override';
+    report.why = `${envName} names ${report.override.dir}: used as is, nothing downloaded or tested (binaryPath in a config does the same)`;
+  } else if (inst && inst.intact && (manifest || inst.version === pins.version)) {
+    report.action = 'installed';
+    report.why = `the installed ${inst.variant} build ${inst.version} is validated and unchanged: used with no test`;
+  } else if (inst && inst.intact) {
+    report.action = 'download';
+    report.why = `the installed build is ${inst.version}, the pin is ${pins.version}: start() installs the pinned release (the old build stays if that fails)`;
+  } else if (inst) {
+    report.action = 'validate';
+    report.why = `${exe} has no matching validation record: start() tests it and keeps it if it passes`;
+  } else if (report.variants.length === 0) {
+    report.action = 'none';
+    report.why = `no ${program} build is published for ${platform}: build it and set ${envName} or binaryPath`;
+  } else {
+    report.action = 'download';
+    report.why = `nothing installed: start() downloads ${pins.version} (variants in order: ${report.variants.join(', ')}) and validates it`;
+  }
+  if (manifest) report.why += ` [pins from ${manifest}]`;
+  return report;
+}
+
 /** The automatic optimisation flags start() would choose for `model` on `gpu`, with reasons. */
 function predictFlags(model, gpu) {
   const footprint = model.size * 1.2;
@@ -84,6 +147,7 @@ async function doctor() {
     system: { cpu: system.cpu, memory: system.memory, platform: system.platform, simulated: system.simulated === true },
     gpu: system.gpu,
     binaries: bins,
+    provisioning: { diffusion: provisioning('diffusion'), llama: provisioning('llama') },
     storage: {
       userDataPath: lib.getUserDataPath(),
       models: models.length,
@@ -97,7 +161,7 @@ async function doctor() {
     entry.binary = bins.server;
     entry.why = bins.server
       ? `backend 'server' (the default) uses sd-server from ${bins.server.from}`
-      : "no sd-server found: start() throws BinaryError (backend 'cli' needs sd-cli)";
+      : `no sd-server yet: ${report.provisioning.diffusion.why}`;
     entry.flags = predictFlags(model, system.gpu);
     const fit = await lib.systemInfo.canRunModel(model, { checkTotalMemory: true });
     entry.canRun = fit;
@@ -124,6 +188,11 @@ function printDoctor(r, out, fmt) {
   for (const p of r.binaries.searched) {
     const found = Object.entries(p.found).map(([b, f]) => `${b}: ${f}`).join(', ') || 'nothing';
     line(`  ${p.source}: ${p.dir}\n    ${found}`);
+  }
+  line('Binary provisioning (what start() does to get each program)');
+  for (const [type, p] of Object.entries(r.provisioning)) {
+    line(`  ${type.padEnd(9)} ${p.program}: ${p.action}`);
+    line(`            ${p.why}`);
   }
   line('Storage');
   line(`  ${r.storage.userDataPath}`);

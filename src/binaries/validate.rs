@@ -165,6 +165,12 @@ fn spawn(program: &Path, args: &[String], out: &Shared) -> Result<(Child, Reader
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // The user's own LLAMA_ARG_* settings would override the test's flags (as in the supervisor).
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("LLAMA_ARG_") {
+            cmd.env_remove(key);
+        }
+    }
     if let Some(dir) = program.parent() {
         // Release builds load their shared libraries from beside the program.
         cmd.current_dir(dir);
