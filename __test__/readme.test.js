@@ -36,7 +36,9 @@ function app() {
   const dir = tempRoot('genai-readme-app-');
   fs.mkdirSync(path.join(dir, 'node_modules'));
   fs.symlinkSync(ROOT, path.join(dir, 'node_modules', 'genai-electron-rs'), 'junction');
-  return { dir, env: { ...process.env, HF_ENDPOINT: srv.url, GENAI_ELECTRON_USER_DATA: path.join(dir, 'data'), GENAI_ELECTRON_SD_BINARY_DIR: FAKE_SD } };
+  // The served model files are headers only: the fake sd programs generate from them when told so.
+  const env = { HF_ENDPOINT: srv.url, GENAI_ELECTRON_USER_DATA: path.join(dir, 'data'), GENAI_ELECTRON_SD_BINARY_DIR: FAKE_SD, FAKE_SD_HEADER_ONLY: '1' };
+  return { dir, env: { ...process.env, ...env } };
 }
 
 function pngSize(file) {
