@@ -1338,6 +1338,8 @@ export declare class ResourceOrchestrator {
   constructor(systemInfo: SystemInfo | undefined, llamaServer: LlamaServerManager, diffusionServer: OrchestratedDiffusionServer, modelManager?: ModelManager);
   orchestrateImageGeneration(config: ImageGenerationConfig): Promise<ImageGenerationResult>;
   orchestrateBatchGeneration(config: ImageGenerationConfig): Promise<ImageGenerationResult[]>;
+  /** An image already queued (submitted over the HTTP API): `run` lets it go and resolves when it is done. */
+  orchestrateQueuedGeneration<T>(config: Pick<ImageGenerationConfig, 'usageMode'>, run: () => Promise<T>): Promise<T>;
   onDiffusionBackendReleased(reason: DiffusionBackendReleaseReason): void;
   prepareForLLMStart(ctx: { config: LlamaServerConfig }): Promise<void>;
   offloadLLM(): Promise<void>;

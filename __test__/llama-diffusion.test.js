@@ -74,6 +74,50 @@ test('an image that needs the room: the LLM is stopped, the image generated, the
   }
 });
 
+test('an image submitted over the HTTP API goes through the orchestrator too: LLM off while it runs, then back', async () => {
+  onMachine('gpu12');
+  const p = await pair();
+  try {
+    const first = await p.llama.start(llmConfig);
+    const config = p.llama.getConfig();
+    const statuses = [];
+    p.llama.on('status', (st) => statuses.push(st));
+    const port = p.diffusion.getInfo().port;
+    const posted = await hd.http(port, 'POST', '/v1/images/generations', { prompt: 'a lighthouse', width: 64, height: 64, steps: 2 });
+    assert.equal(posted.status, 201, posted.text);
+    const seen = await hd.pollUntil(port, posted.json.id, hd.terminal);
+    const last = seen[seen.length - 1];
+    assert.equal(last.json.status, 'complete', last.text);
+    assert.ok(isPng(Buffer.from(last.json.result.images[0].image, 'base64')));
+    assert.equal(hl.processAlive(first.pid), false, 'the LLM was stopped for the image');
+    assert.equal(statuses[0], 'stopping');
+    await p.diffusion.getOrchestrator().waitForReload();
+    assert.equal(p.llama.getStatus(), 'running');
+    assert.deepEqual(p.llama.getConfig(), config);
+    // 'auto' became 'single' because the LLM was offloaded: sd-server's memory was given back.
+    assert.equal(p.diffusion.getBackendInfo().state, 'absent');
+  } finally {
+    await stopBoth(p);
+  }
+});
+
+test('an HTTP image that fits runs with the LLM untouched, and settles as burst', async () => {
+  onMachine('gpu24');
+  const p = await pair();
+  try {
+    const first = await p.llama.start(llmConfig);
+    const port = p.diffusion.getInfo().port;
+    const posted = await hd.http(port, 'POST', '/v1/images/generations', { prompt: 'a lighthouse', width: 64, height: 64, steps: 1 });
+    assert.equal(posted.status, 201, posted.text);
+    const seen = await hd.pollUntil(port, posted.json.id, hd.terminal);
+    assert.equal(seen[seen.length - 1].json.status, 'complete');
+    assert.equal(p.llama.getPid(), first.pid);
+    assert.equal(p.diffusion.getBackendInfo().state, 'ready', 'burst keeps sd-server loaded');
+  } finally {
+    await stopBoth(p);
+  }
+});
+
 test('an image that fits: the LLM is untouched', async () => {
   onMachine('gpu24');
   const p = await pair();

@@ -79,6 +79,7 @@ class DiffusionServerManager extends EventEmitter {
       const orchestrator = new ResourceOrchestrator(systemInfo, llamaServer, this, modelManager);
       this._orchestrator = orchestrator;
       this._unregisterPreStartHook = llamaServer.registerPreStartHook((ctx) => orchestrator.prepareForLLMStart(ctx));
+      this._native.setHttpGate(true);
     }
   }
 
@@ -138,6 +139,9 @@ class DiffusionServerManager extends EventEmitter {
         break;
       case 'binary-log':
         this._safeEmit('binary-log', { message: ev.message, level: ev.level });
+        break;
+      case 'gate':
+        this._runGated(ev.id, ev.usageMode ?? undefined);
         break;
       case 'progress': {
         const cb = this._progress.get(ev.id);
@@ -337,6 +341,29 @@ class DiffusionServerManager extends EventEmitter {
   /** Installs the orchestrator that `generateImage()` delegates to (and that hears releases). */
   setOrchestrator(orchestrator) {
     this._orchestrator = orchestrator ?? undefined;
+    this._native.setHttpGate(Boolean(this._orchestrator));
+  }
+
+  /**
+   * An image submitted over the HTTP API, queued natively and held until this opens its gate:
+   * it goes through the orchestrator as generateImage() does (0.26 runs HTTP jobs through
+   * orchestrateImageGeneration), so the LLM is offloaded first when both would not fit, and
+   * residency is settled (and the LLM brought back) after it. An orchestrator without
+   * orchestrateQueuedGeneration (an app's own) lets it run and residency is settled here.
+   */
+  _runGated(id, usageMode) {
+    const open = () => this._native.openGate(id);
+    const finished = () => native(this._native.wait(id));
+    const orchestrator = this._orchestrator;
+    const done =
+      orchestrator && typeof orchestrator.orchestrateQueuedGeneration === 'function'
+        ? orchestrator.orchestrateQueuedGeneration({ usageMode }, () => {
+            open();
+            return finished();
+          })
+        : (open(), finished().finally(() => this.settleResidency(this.resolveUsageMode(usageMode, false))));
+    // The job's outcome is the HTTP client's (it polls the registry); the gate never stays shut.
+    done.catch(() => undefined).finally(open);
   }
 
   isCalibrating() {

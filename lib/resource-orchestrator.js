@@ -46,6 +46,11 @@ class ResourceOrchestrator {
     return this._orchestrate(config, () => this.diffusionServer.executeBatchGeneration(config));
   }
 
+  /** An image already queued (over the HTTP API): `run` lets it go and resolves when it is done. */
+  async orchestrateQueuedGeneration(config, run) {
+    return this._orchestrate(config, run);
+  }
+
   async _orchestrate(config, run) {
     const inFlight = this.pendingReload;
     if (inFlight) {

@@ -270,6 +270,17 @@ impl NativeDiffusionServer {
         })
     }
 
+    /// Images submitted over HTTP wait for `openGate(id)` (the orchestrator's turn) when on.
+    #[napi]
+    pub fn set_http_gate(&self, on: bool) {
+        self.core.set_http_gate(on);
+    }
+
+    #[napi]
+    pub fn open_gate(&self, id: String) {
+        self.core.open_gate(&id);
+    }
+
     #[napi]
     pub fn cancel(&self, id: String) -> napi::Result<()> {
         self.core.cancel(&id).napi()

@@ -167,6 +167,7 @@ mod tests {
             usage_mode: None,
             flag_overrides: None,
             settle: true,
+            gated: false,
         }
     }
 

@@ -327,6 +327,9 @@ pub struct ImageRequest {
     /// Settle residency after the image (release or arm the idle timer). Off when a caller
     /// (an orchestrator, calibration) drives residency itself.
     pub settle: bool,
+    /// Submitted over HTTP while an orchestrator is attached: the worker waits for the JS side
+    /// (LLM offload) before running it, and leaves residency to the orchestrator.
+    pub gated: bool,
 }
 
 /// A request the caller got wrong: HTTP 400 `INVALID_REQUEST`.
@@ -452,6 +455,7 @@ impl ImageRequest {
             usage_mode,
             flag_overrides: None,
             settle: true,
+            gated: false,
         })
     }
 }

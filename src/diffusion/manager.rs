@@ -15,7 +15,9 @@ use crate::diffusion::binary;
 use crate::diffusion::config::{self, ImageRequest, PortSpec, ServerConfig, UsageMode};
 use crate::diffusion::flags::{self, FlagOverrides, GpuMemory};
 use crate::diffusion::http_api::{self, Api};
-use crate::diffusion::jobs::{self, CancelFlag, CancelOutcome, JobError, JobResult, Jobs, Outcome};
+use crate::diffusion::jobs::{
+    self, CancelFlag, CancelOutcome, Claimed, JobError, JobResult, Jobs, Outcome,
+};
 use crate::diffusion::layout;
 use crate::diffusion::logs::{self, LogFile, LogLevel};
 use crate::diffusion::process::{signal_name_of, ExitInfo};
@@ -107,6 +109,11 @@ struct Shared {
     backend: Mutex<Option<Arc<Backend>>>,
     /// Set by `stop()` to abort the start in progress.
     start_abort: Mutex<Option<Arc<CancelFlag>>>,
+    /// HTTP-submitted images wait for the JS orchestrator (`setHttpGate`), as genai-electron
+    /// 0.26 runs them through its `ResourceOrchestrator` like `generateImage()`.
+    http_gate: std::sync::atomic::AtomicBool,
+    /// The worker's wait for each gated job, opened by `open_gate(id)`.
+    gates: Mutex<std::collections::HashMap<String, tokio::sync::oneshot::Sender<()>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -260,6 +267,8 @@ impl DiffusionServer {
                 jobs: Mutex::new(None),
                 backend: Mutex::new(None),
                 start_abort: Mutex::new(None),
+                http_gate: std::sync::atomic::AtomicBool::new(false),
+                gates: Mutex::new(std::collections::HashMap::new()),
             }),
             lifecycle: Arc::new(tokio::sync::Mutex::new(None)),
         }
@@ -623,6 +632,20 @@ impl DiffusionServer {
         queue(&jobs, req).map(|(id, _)| id)
     }
 
+    /// Whether images submitted over HTTP wait for `open_gate` before they run.
+    pub fn set_http_gate(&self, on: bool) {
+        self.shared
+            .http_gate
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Lets a gated job run (the orchestrator made room, or has nothing to do). Idempotent.
+    pub fn open_gate(&self, id: &str) {
+        if let Some(tx) = lock(&self.shared.gates).remove(id) {
+            let _ = tx.send(());
+        }
+    }
+
     /// Resolves with the job's images, or its error.
     pub async fn wait(&self, id: &str) -> Result<Generation> {
         let Some(jobs) = self.jobs() else {
@@ -799,10 +822,6 @@ fn not_found(id: &str) -> Error {
     )
 }
 
-fn submit_to(jobs: &Jobs, body: &Value) -> Result<(String, i64)> {
-    queue(jobs, ImageRequest::parse(body)?)
-}
-
 fn queue(jobs: &Jobs, req: ImageRequest) -> Result<(String, i64)> {
     jobs.submit(req).map_err(|waiting| {
         Error::server(
@@ -832,7 +851,16 @@ impl Api for ApiImpl {
                 json!({ "code": "SERVER_NOT_RUNNING" }),
             ));
         }
-        submit_to(&self.jobs, body)
+        let mut req = ImageRequest::parse(body)?;
+        if self
+            .shared
+            .http_gate
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            req.gated = true;
+            req.settle = false;
+        }
+        queue(&self.jobs, req)
     }
     fn get(&self, id: &str) -> Option<Value> {
         self.jobs.to_json(id)
@@ -864,7 +892,11 @@ async fn worker(shared: Arc<Shared>, jobs: Arc<Jobs>, backend: Arc<Backend>) {
             &format!("Generation {id} started: {:?}", job.request),
         );
         let t0 = Instant::now();
-        let outcome = backend.run(&job, on_progress.clone()).await;
+        let outcome = if job.request.gated && !pass_gate(&shared, &job).await {
+            Err(RunError::Cancelled)
+        } else {
+            backend.run(&job, on_progress.clone()).await
+        };
         if job.request.settle {
             // Before the result is handed out, as genai-electron settles before generateImage
             // resolves: a `single` image has freed sd-server's memory by then.
@@ -927,6 +959,28 @@ async fn worker(shared: Arc<Shared>, jobs: Arc<Jobs>, backend: Arc<Backend>) {
             }
         }
     }
+}
+
+/// Hands a gated job to the JS orchestrator and waits until it opens the gate (after an LLM
+/// offload, if one was needed). False when the job was cancelled meanwhile. A gate whose JS side
+/// is gone (the sender dropped) counts as open: the image runs rather than hangs.
+async fn pass_gate(shared: &Shared, job: &Claimed) -> bool {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    lock(&shared.gates).insert(job.id.clone(), tx);
+    shared.emit(json!({
+        "type": "gate",
+        "id": job.id,
+        "usageMode": job.request.usage_mode.map(|m| match m {
+            UsageMode::Burst => "burst",
+            UsageMode::Single => "single",
+        }),
+    }));
+    let open = tokio::select! {
+        _ = rx => true,
+        _ = job.cancel.cancelled() => false,
+    };
+    lock(&shared.gates).remove(&job.id);
+    open
 }
 
 /// `single` releases sd-server; `burst` (and anything else) arms the idle release.
