@@ -154,6 +154,7 @@ async function main() {
   const work = fs.mkdtempSync(path.join(args.tmp || os.tmpdir(), 'genai-bench-'));
   const srv = await startHfServer();
   const report = [];
+  const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
   report.push(`${machine()}; runs per cell: ${RUNS} (best wall time shown).`);
   try {
     const workloads = {};
