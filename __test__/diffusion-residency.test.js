@@ -233,7 +233,8 @@ describe('releaseBackend', () => {
     await busy;
     await server.stop();
     await q;
-    assert.deepEqual(events.slice(-2), ['stopping:stop', 'absent:stop']);
+    // As genai-electron 0.26: stop() cancels the running image first, then raises the reason.
+    assert.deepEqual(events.slice(-2), ['stopping:cancel', 'absent:stop']);
   });
 });
 

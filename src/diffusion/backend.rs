@@ -418,6 +418,12 @@ impl Backend {
             s.release(reason).await;
         }
     }
+
+    pub fn claim_release(&self, reason: &str) {
+        if let Backend::Server(s) = self {
+            s.claim_release(reason);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -643,6 +649,7 @@ impl ServerBackend {
                     res.last_used_at = None;
                     res.flags = Some(flags);
                     res.stop_reason = None;
+                    res.first_stop = None;
                 }
                 *guard = Some(live.clone());
                 self.rep.set_state(BackendState::Ready, Some("ready"), None);
@@ -662,14 +669,14 @@ impl ServerBackend {
     async fn stop_live(&self, live: Arc<Live>, reason: &str) {
         self.disarm_idle();
         live.expected.store(true, Ordering::SeqCst);
-        let reason = {
+        let (first, reason) = {
             let mut r = lock(&self.rep.res);
             let s = stronger(r.stop_reason.as_deref(), reason);
             r.stop_reason = Some(s.clone());
-            s
+            (r.first_stop.take().unwrap_or_else(|| reason.to_string()), s)
         };
         self.rep
-            .set_state(BackendState::Stopping, Some(&reason), None);
+            .set_state(BackendState::Stopping, Some(&first), None);
         let info = live.proc.terminate(KILL_GRACE).await;
         let reason = {
             let mut r = lock(&self.rep.res);
@@ -692,17 +699,23 @@ impl ServerBackend {
         if let Some(a) = lock(&self.start_abort).as_ref() {
             a.cancel();
         }
-        {
-            let mut r = lock(&self.rep.res);
-            if r.state == BackendState::Stopping {
-                r.stop_reason = Some(stronger(r.stop_reason.as_deref(), reason));
+        self.claim_release(reason);
+        let mut guard = self.live.lock().await;
+        match guard.take() {
+            Some(live) if live.proc.is_alive() => self.stop_live(live, reason).await,
+            _ => {
+                // Nothing left to stop (it exited meanwhile): no claim may outlive this call.
+                let mut r = lock(&self.rep.res);
+                r.first_stop = None;
+                r.stop_reason = None;
             }
         }
-        let mut guard = self.live.lock().await;
-        let Some(live) = guard.take() else { return };
-        if live.proc.is_alive() {
-            self.stop_live(live, reason).await;
-        }
+    }
+
+    /// The synchronous part of `releaseBackend()`, run on the JS thread at call time so that
+    /// overlapping releases are ordered as they were called.
+    pub fn claim_release(&self, reason: &str) {
+        lock(&self.rep.res).claim_release(reason);
     }
 
     async fn spawn_ready(&self, flags: Flags, abort: &CancelFlag) -> Result<Arc<Live>> {

@@ -572,7 +572,19 @@ impl DiffusionServer {
                 }
                 true
             }
-            _ => true,
+            _ => {
+                // The releases a stop causes, in genai-electron's order: the running image is
+                // cancelled first (`stopping` says `cancel`), then the stop raises it to `stop`.
+                if let Some(b) = self.backend() {
+                    if let Backend::Server(s) = b.as_ref() {
+                        if s.state() == BackendState::Busy {
+                            s.claim_release("cancel");
+                        }
+                        s.claim_release("stop");
+                    }
+                }
+                true
+            }
         }
     }
 
@@ -763,6 +775,14 @@ impl DiffusionServer {
         self.backend()
             .map(|b| b.info())
             .unwrap_or_else(|| json!({ "state": "absent" }))
+    }
+
+    /// The call-time part of `releaseBackend()` (see `ServerBackend::claim_release`); a release
+    /// that waits for the image in flight claims nothing yet, as in genai-electron.
+    pub fn claim_release(&self, reason: &str, wait_for_in_flight: bool) {
+        if let (Some(b), false) = (self.backend(), wait_for_in_flight) {
+            b.claim_release(reason);
+        }
     }
 
     /// `releaseBackend({ reason, waitForInFlight })`.

@@ -71,10 +71,27 @@ pub struct Residency {
     pub flags: Option<Flags>,
     /// The reason the stop in progress will report.
     pub stop_reason: Option<String>,
+    /// The reason of the first release asked for while ready or busy: `stopping` reports it,
+    /// as in genai-electron, where the first caller enters `stopping` before any other runs.
+    pub first_stop: Option<String>,
     pub idle: Option<tokio::task::AbortHandle>,
 }
 
 impl Residency {
+    /// Records a release asked for at call time, before its stop can run: the first one while
+    /// ready or busy names `stopping`, and every one raises the final reason by rank.
+    pub fn claim_release(&mut self, reason: &str) {
+        match self.state {
+            BackendState::Ready | BackendState::Busy | BackendState::Stopping => {
+                if self.state != BackendState::Stopping && self.first_stop.is_none() {
+                    self.first_stop = Some(reason.to_string());
+                }
+                self.stop_reason = Some(stronger(self.stop_reason.as_deref(), reason));
+            }
+            BackendState::Absent | BackendState::Starting => {}
+        }
+    }
+
     /// Forgets the process (it was released or died).
     pub fn clear(&mut self) {
         self.pid = None;
@@ -124,5 +141,28 @@ mod tests {
         assert_eq!(stronger(Some("single"), "stop"), "stop");
         assert_eq!(stronger(Some("stop"), "single"), "stop");
         assert_eq!(stronger(None, "cancel"), "cancel");
+    }
+
+    #[test]
+    fn the_first_claim_names_stopping_and_the_strongest_ends_it() {
+        let mut r = Residency {
+            state: BackendState::Ready,
+            ..Default::default()
+        };
+        for reason in ["single", "shutdown", "cancel"] {
+            r.claim_release(reason);
+        }
+        assert_eq!(r.first_stop.as_deref(), Some("single"));
+        assert_eq!(r.stop_reason.as_deref(), Some("shutdown"));
+        r.state = BackendState::Stopping;
+        r.first_stop = None;
+        r.claim_release("explicit");
+        assert_eq!(
+            r.first_stop, None,
+            "a stop in progress is only raised, never renamed"
+        );
+        let mut idle = Residency::default();
+        idle.claim_release("single");
+        assert_eq!((idle.first_stop, idle.stop_reason), (None, None));
     }
 }
