@@ -194,6 +194,18 @@ describe('releaseBackend', () => {
     assert.deepEqual(events.slice(-2), ['stopping:single', 'absent:shutdown']);
   });
 
+  test('releases called in one tick all count, however long that tick lasts', async () => {
+    await start();
+    await image();
+    const first = server.releaseBackend({ reason: 'single' });
+    // A busy JS thread: a stop begun at once on another thread would end here, before the
+    // second call, and report 'single'.
+    const until = Date.now() + 300;
+    while (Date.now() < until);
+    await Promise.all([first, server.releaseBackend({ reason: 'shutdown' })]);
+    assert.deepEqual(events.slice(-2), ['stopping:single', 'absent:shutdown']);
+  });
+
   test('waitForInFlight lets the running image finish first', async () => {
     process.env.FAKE_SD_STEP_MS = '30';
     await start();

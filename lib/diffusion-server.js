@@ -172,15 +172,17 @@ class DiffusionServerManager extends EventEmitter {
         suggestion: 'Wait for calibrate() to finish, or abort it via its AbortSignal',
       });
     }
+    // A stop() called before this start() has returned aborts it, however far the native start
+    // got: one that finished on another thread before stop() ran is stopped by that stop().
+    const epoch = this._stopEpoch;
+    const aborted = () => new ServerError('Server start was aborted by stop()', { code: 'SD_SERVER_START_ABORTED' });
     const provisioning = this._provisionBinary(config);
     if (provisioning) {
-      const epoch = this._stopEpoch;
       await provisioning;
-      if (this._stopEpoch !== epoch) {
-        throw new ServerError('Server start was aborted by stop()', { code: 'START_ABORTED' });
-      }
+      if (this._stopEpoch !== epoch) throw aborted();
     }
     const info = await native(this._native.start(getUserDataPath(), toJson(config), probeOptions(), startEnv()));
+    if (this._stopEpoch !== epoch) throw aborted();
     this._config = config;
     this._safeEmit('started', info);
     return info;
@@ -311,8 +313,13 @@ class DiffusionServerManager extends EventEmitter {
    * reason. The server keeps running: the next image spawns sd-server again.
    */
   async releaseBackend(options = {}) {
-    const reason = options?.reason ?? 'explicit';
-    await native(this._native.releaseBackend(String(reason), Boolean(options?.waitForInFlight)));
+    const reason = String(options?.reason ?? 'explicit');
+    const waitForInFlight = Boolean(options?.waitForInFlight);
+    // Claimed at call time; the stop itself starts after this tick, so releases called together
+    // (`Promise.all([...])`) all count before any of them can finish, as in genai-electron.
+    this._native.claimRelease(reason, waitForInFlight);
+    await null;
+    await native(this._native.releaseBackend(reason, waitForInFlight));
   }
 
   /** After an image: 'single' releases sd-server, anything else arms the idle release. */

@@ -227,22 +227,18 @@ impl NativeDiffusionServer {
             .napi()
     }
 
-    /// `releaseBackend({ reason, waitForInFlight })`; the release is claimed at call time so
-    /// that overlapping calls name `stopping` in the order they were made.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn release_backend<'env>(
-        &self,
-        js_env: &'env Env,
-        reason: String,
-        wait_for_in_flight: bool,
-    ) -> napi::Result<PromiseRaw<'env, ()>> {
+    /// The call-time part of `releaseBackend()`: names `stopping` after the first caller and
+    /// raises the final reason, before any release of the same tick can run.
+    #[napi]
+    pub fn claim_release(&self, reason: String, wait_for_in_flight: bool) {
         self.core.claim_release(&reason, wait_for_in_flight);
-        let (core, events) = (self.core.clone(), self.events.clone());
-        js_env.spawn_future(async move {
-            core.release_backend(&reason, wait_for_in_flight).await;
-            flush(&events).await;
-            Ok(())
-        })
+    }
+
+    /// `releaseBackend({ reason, waitForInFlight })` (JS claims it first with `claimRelease`).
+    #[napi]
+    pub async fn release_backend(&self, reason: String, wait_for_in_flight: bool) {
+        self.core.release_backend(&reason, wait_for_in_flight).await;
+        flush(&self.events).await;
     }
 
     /// `settleResidency(mode)`.
