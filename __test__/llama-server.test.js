@@ -248,6 +248,42 @@ describe('context policy', () => {
     assert.equal(h.loggedArgs(env.argsLog).length, n);
     assert.equal(server.getStatus(), 'stopped');
   });
+
+  test('the slots and context llama-server reports are checked after start, as 0.26 does', async () => {
+    // The record claims 4096 tokens, the file's header says 256: llama-server caps each slot at 256.
+    h.llmRecord(env.root, { id: 'claims-4k', gguf: { architecture: 'llama', block_count: 2, context_length: 4096, embedding_length: 64, attention_head_count: 4, attention_head_count_kv: 4 } });
+    const stopped = [];
+    server.on('status', (s) => stopped.push(s));
+    await assert.rejects(server.start({ modelId: 'claims-4k', port: 'auto', occupancyCheck: 'off', contextSize: 1024, parallelRequests: 1, minimumContextSize: 1024 }), (e) => {
+      assert.equal(e.name, 'ContextConstraintError', e.stack);
+      assert.equal(e.message, 'Context constraint error: Effective context 256 is below the required minimum 1024');
+      assert.deepEqual(
+        [e.details.reason, e.details.stage, e.details.effectiveContextSize, e.details.configuredContextSize, e.details.effectiveParallelRequests],
+        ['runtime-below-minimum', 'runtime', 256, 1024, 1],
+      );
+      return true;
+    });
+    assert.equal(server.getStatus(), 'stopped');
+    assert.equal(server.getPid(), undefined);
+    // llama-server pads the context to 256: 1000 asked is 1024 served, above a maximum of 1000.
+    h.llmRecord(env.root, { id: 'trained-4k', ctx: 4096 });
+    await assert.rejects(server.start({ modelId: 'trained-4k', port: 'auto', occupancyCheck: 'off', contextSize: 1000, parallelRequests: 1, maximumContextSize: 1000 }), (e) => {
+      assert.equal(e.name, 'ContextConstraintError', e.stack);
+      assert.equal(e.details.reason, 'runtime-above-maximum');
+      assert.equal(e.details.effectiveContextSize, 1024);
+      return true;
+    });
+    assert.equal(server.getStatus(), 'stopped');
+    process.env.FAKE_LLAMA_PROPS_SLOTS = '3';
+    await assert.rejects(server.start({ modelId: 'trained-4k', port: 'auto', occupancyCheck: 'off', contextSize: 2048, parallelRequests: 2 }), (e) => {
+      assert.equal(e.message, 'Context constraint error: llama-server reported 3 slots, but 2 were configured');
+      assert.deepEqual([e.details.reason, e.details.stage, e.details.effectiveParallelRequests], ['runtime-slots-mismatch', 'runtime', 3]);
+      return true;
+    });
+    delete process.env.FAKE_LLAMA_PROPS_SLOTS;
+    const info = await server.start({ modelId: 'trained-4k', port: 'auto', occupancyCheck: 'off', contextSize: 1024, parallelRequests: 1, maximumContextSize: 1024 });
+    assert.equal(info.status, 'running');
+  });
 });
 
 describe('port', () => {

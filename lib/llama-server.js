@@ -11,7 +11,7 @@ const { EventEmitter } = require('node:events');
 const path = require('node:path');
 const binding = require('../binding.js');
 const { toJson } = require('./native-json.js');
-const { native, nativeSync, ServerError, InsufficientResourcesError, PortInUseError, GenaiElectronError } = require('./errors.js');
+const { native, nativeSync, ServerError, InsufficientResourcesError, PortInUseError, GenaiElectronError, ContextConstraintError } = require('./errors.js');
 const { getUserDataPath } = require('./user-data.js');
 const { checkHealth, findFreePort, isPortBindable, isServerResponding, normalizeHealthHost } = require('./net.js');
 
@@ -385,17 +385,7 @@ class LlamaServerManager extends EventEmitter {
           stderr: early.stderr,
         });
       }
-      const minimum = finalConfig.minimumContextSize;
-      if (minimum !== undefined && launched.effectiveContextSize != null && launched.effectiveContextSize < minimum) {
-        throw new ServerError(`Effective context ${launched.effectiveContextSize} is below the required minimum ${minimum}`, {
-          code: 'CONTEXT_CONSTRAINT',
-          reason: 'runtime-below-minimum',
-          minimumContextSize: minimum,
-          effectiveContextSize: launched.effectiveContextSize,
-          configuredContextSize: finalConfig.contextSize,
-          suggestion: 'Reduce the minimum or parallel request count, or use a model trained for a longer context',
-        });
-      }
+      this._checkRuntimeContext(finalConfig, launched);
       this._pid = launched.pid;
       this._port = port;
       this._loadTimeMs = launched.loadTimeMs;
@@ -440,6 +430,52 @@ class LlamaServerManager extends EventEmitter {
       if (error instanceof GenaiElectronError || error instanceof TypeError) throw contextConstraint(error);
       throw new ServerError(`Failed to start llama-server: ${error && error.message ? error.message : 'Unknown error'}`, {
         error: error && error.message ? error.message : String(error),
+      });
+    }
+  }
+
+  /**
+   * 0.26's runtime capacity checks on `/props`: the slot count must be the configured one, and
+   * the per-slot context (llama-server pads it to 256 and caps it at the model's training
+   * context) must still lie within the hard bounds.
+   */
+  _checkRuntimeContext(finalConfig, launched) {
+    const effective = launched.effectiveContextSize;
+    if (effective == null) return;
+    const { minimumContextSize: minimum, preferredContextSize: preferred, maximumContextSize: maximum } = finalConfig;
+    const parallelRequests = finalConfig.parallelRequests ?? 1;
+    const details = {
+      stage: 'runtime',
+      minimumContextSize: minimum,
+      preferredContextSize: preferred,
+      maximumContextSize: maximum,
+      configuredContextSize: finalConfig.contextSize,
+      effectiveContextSize: effective,
+      parallelRequests,
+      effectiveParallelRequests: launched.totalSlots ?? parallelRequests,
+    };
+    if (launched.totalSlots != null && launched.totalSlots !== parallelRequests) {
+      throw new ContextConstraintError(`llama-server reported ${launched.totalSlots} slots, but ${parallelRequests} were configured`, {
+        reason: 'runtime-slots-mismatch',
+        stage: 'runtime',
+        effectiveContextSize: effective,
+        parallelRequests,
+        effectiveParallelRequests: launched.totalSlots,
+        suggestion: 'Check the emitted -np argument and llama-server fitting behavior',
+      });
+    }
+    if (minimum !== undefined && effective < minimum) {
+      throw new ContextConstraintError(`Effective context ${effective} is below the required minimum ${minimum}`, {
+        reason: 'runtime-below-minimum',
+        ...details,
+        suggestion: 'Reduce the minimum or parallel request count, or choose a configuration with more context capacity',
+      });
+    }
+    if (maximum !== undefined && effective > maximum) {
+      throw new ContextConstraintError(`Effective context ${effective} is above the requested maximum ${maximum}`, {
+        reason: 'runtime-above-maximum',
+        ...details,
+        suggestion: 'Use a smaller configured context or disable llama-server fitting',
       });
     }
   }
