@@ -111,8 +111,18 @@ describe('provisioning on start()', () => {
     const cpu = serve('cpu', buf);
     useManifest([cpu]);
     const events = record(server);
-    const info = await start();
+    const statuses = [];
+    server.on('status', (st, prev) => statuses.push(`${prev}->${st}`));
+    const seen = new Set();
+    server.on('binary-progress', () => seen.add(server.getStatus()).add(server.getInfo().status));
+    const starting = start();
+    await once(server, 'binary-progress');
+    // As 0.26: the server is `starting` while its binary is provisioned, and a second start waits.
+    await assert.rejects(start(), (e) => e instanceof g.ServerError && e.message === 'Server error: Server is already starting');
+    const info = await starting;
     assert.equal(info.status, 'running');
+    assert.deepEqual([...seen], ['starting']);
+    assert.deepEqual(statuses, ['stopped->starting', 'starting->running']);
     assert.equal(srv.statsFor(cpu.path).get, 1);
     assert.deepEqual(phases(events), ['downloading', 'verifying', 'extracting', 'finalizing', 'testing', 'installing']);
     assert.equal(events[events.length - 1][0], 'started', 'every binary event comes before started');
@@ -294,11 +304,17 @@ describe('provisioning on start()', () => {
     const cpu = serve('cpu', release());
     useManifest([cpu]);
     srv.fault(cpu.path, { slow: 32 * 1024 });
+    const statuses = [];
+    server.on('status', (st) => statuses.push(st));
+    const stopped = [];
+    server.on('stopped', () => stopped.push(1));
     const starting = start();
     await once(server, 'binary-progress');
     await server.stop();
     await assert.rejects(starting, (e) => e instanceof g.ServerError && /aborted by stop/.test(e.message));
     assert.equal(server.getStatus(), 'stopped');
+    assert.deepEqual(statuses, ['starting', 'stopping', 'stopped']);
+    assert.equal(stopped.length, 1);
   });
 
   test('the mirror variable replaces the host of every archive URL', async () => {

@@ -72,6 +72,9 @@ class DiffusionServerManager extends EventEmitter {
     this._calibrating = false;
     /** Bumped by stop(), so a start() still provisioning its binary knows it was cancelled. */
     this._stopEpoch = 0;
+    /** The start() whose binary is being provisioned (status `starting` before the native start). */
+    this._provisioning = undefined;
+    this._lastStatus = 'stopped';
     this._native = new binding.NativeDiffusionServer((json) => this._onNative(json));
     if (llamaServer && typeof llamaServer.registerPreStartHook === 'function') {
       // As 0.26: the LLM is offloaded around images, and an LLM start makes room first.
@@ -90,6 +93,19 @@ class DiffusionServerManager extends EventEmitter {
     } catch {
       // A listener's exception is its own; the server's state is already consistent.
     }
+  }
+
+  /**
+   * Emits `'status'` on a change. JS announces `starting` itself while the binary is provisioned
+   * (as 0.26, whose start() is `starting` from its first line); the native `starting` that follows
+   * is then not repeated.
+   */
+  _emitStatus(status) {
+    const previous = this._lastStatus;
+    if (status === previous) return;
+    this._lastStatus = status;
+    this._updateKeepAlive(status);
+    this._safeEmit('status', status, previous);
   }
 
   /** Keeps Node alive while a server is up, as a listening Node http server would. */
@@ -111,8 +127,7 @@ class DiffusionServerManager extends EventEmitter {
     }
     switch (ev.type) {
       case 'status':
-        this._updateKeepAlive(ev.status);
-        this._safeEmit('status', ev.status, ev.previous);
+        this._emitStatus(ev.status);
         break;
       case 'crashed':
         this._safeEmit('crashed', {
@@ -172,13 +187,30 @@ class DiffusionServerManager extends EventEmitter {
         suggestion: 'Wait for calibrate() to finish, or abort it via its AbortSignal',
       });
     }
+    const current = this.getStatus();
+    if (current !== 'stopped') {
+      const starting = current === 'starting';
+      throw new ServerError(current === 'stopping' ? 'Server is stopping' : starting ? 'Server is already starting' : 'Server is already running', {
+        suggestion: current === 'stopping' ? 'Wait for stop() to finish' : starting ? 'Wait for the current start() call to finish' : 'Stop the server first with stop()',
+      });
+    }
     // A stop() called before this start() has returned aborts it, however far the native start
     // got: one that finished on another thread before stop() ran is stopped by that stop().
     const epoch = this._stopEpoch;
     const aborted = () => new ServerError('Server start was aborted by stop()', { code: 'SD_SERVER_START_ABORTED' });
     const provisioning = this._provisionBinary(config);
     if (provisioning) {
-      await provisioning;
+      const token = {};
+      this._provisioning = token;
+      this._emitStatus('starting');
+      try {
+        await provisioning;
+      } catch (error) {
+        if (this._stopEpoch === epoch) this._emitStatus('stopped');
+        throw error;
+      } finally {
+        if (this._provisioning === token) this._provisioning = undefined;
+      }
       if (this._stopEpoch !== epoch) throw aborted();
     }
     const info = await native(this._native.start(getUserDataPath(), toJson(config), probeOptions(), startEnv()));
@@ -212,8 +244,13 @@ class DiffusionServerManager extends EventEmitter {
   /** Cancels queued and running generations, ends every child process and closes the API. */
   async stop() {
     this._stopEpoch += 1;
-    const wasStopped = this._native.info().status === 'stopped';
+    // A start still provisioning its binary has no native side yet: it notices the epoch.
+    const provisioning = this._provisioning !== undefined;
+    this._provisioning = undefined;
+    const wasStopped = !provisioning && this._native.info().status === 'stopped';
+    if (provisioning) this._emitStatus('stopping');
     await native(this._native.stop());
+    if (provisioning) this._emitStatus('stopped');
     if (!wasStopped) this._safeEmit('stopped');
   }
 
@@ -484,11 +521,13 @@ class DiffusionServerManager extends EventEmitter {
   }
 
   getInfo() {
-    return this._native.info();
+    const info = this._native.info();
+    if (this._provisioning !== undefined) info.status = 'starting';
+    return info;
   }
 
   getStatus() {
-    return this._native.info().status;
+    return this.getInfo().status;
   }
 
   async isHealthy() {
