@@ -386,12 +386,16 @@ describe('refusals', () => {
     const file = path.join(tmp, `manifest-other-${++n}.json`);
     fs.writeFileSync(file, JSON.stringify({ diffusionCpp: { version: 'v1', binaries: ['sd-server'], variants: { 'win32-arm64': [] } } }));
     process.env.GENAI_ELECTRON_BINARY_MANIFEST = file;
+    const statuses = [];
+    server.on('status', (st) => statuses.push(st));
     await assert.rejects(start(), (e) => {
       assert.ok(e instanceof g.BinaryError);
       assert.equal(e.details.code, 'BINARY_NO_BUILD');
       assert.match(e.details.suggestion, /binaryPath/);
       return true;
     });
+    assert.deepEqual(statuses, ['starting', 'stopped'], 'a failed provisioning ends the start');
+    assert.equal(server.getStatus(), 'stopped');
     fs.writeFileSync(file, JSON.stringify({ diffusionCpp: { version: 'v1', binaries: ['sd-server'], variants: { [PLATFORM]: [{ type: 'cpu', url: `${srv.url}/x.zip`, checksum: 'abc' }] } } }));
     await assert.rejects(start(), (e) => {
       assert.ok(e instanceof g.BinaryError);

@@ -206,7 +206,9 @@ class DiffusionServerManager extends EventEmitter {
       try {
         await provisioning;
       } catch (error) {
-        if (this._stopEpoch === epoch) this._emitStatus('stopped');
+        // After a stop() the start reports the abort, whatever became of the provisioning.
+        if (this._stopEpoch !== epoch) throw aborted();
+        this._emitStatus('stopped');
         throw error;
       } finally {
         if (this._provisioning === token) this._provisioning = undefined;
