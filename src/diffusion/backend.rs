@@ -424,6 +424,13 @@ impl Backend {
             s.claim_release(reason);
         }
     }
+
+    /// The call-time part of a server `stop()` (see `Residency::claim_stop`).
+    pub fn claim_stop(&self) {
+        if let Backend::Server(s) = self {
+            lock(&s.rep.res).claim_stop();
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -573,15 +573,8 @@ impl DiffusionServer {
                 true
             }
             _ => {
-                // The releases a stop causes, in genai-electron's order: the running image is
-                // cancelled first (`stopping` says `cancel`), then the stop raises it to `stop`.
                 if let Some(b) = self.backend() {
-                    if let Backend::Server(s) = b.as_ref() {
-                        if s.state() == BackendState::Busy {
-                            s.claim_release("cancel");
-                        }
-                        s.claim_release("stop");
-                    }
+                    b.claim_stop();
                 }
                 true
             }

@@ -92,6 +92,15 @@ impl Residency {
         }
     }
 
+    /// The releases a server `stop()` causes, in genai-electron's order and under one lock: a
+    /// running image is cancelled first (`stopping` says `cancel`), then the stop raises it.
+    pub fn claim_stop(&mut self) {
+        if self.state == BackendState::Busy {
+            self.claim_release("cancel");
+        }
+        self.claim_release("stop");
+    }
+
     /// Forgets the process (it was released or died).
     pub fn clear(&mut self) {
         self.pid = None;
@@ -164,5 +173,12 @@ mod tests {
         let mut idle = Residency::default();
         idle.claim_release("single");
         assert_eq!((idle.first_stop, idle.stop_reason), (None, None));
+        let mut busy = Residency {
+            state: BackendState::Busy,
+            ..Default::default()
+        };
+        busy.claim_stop();
+        assert_eq!(busy.first_stop.as_deref(), Some("cancel"));
+        assert_eq!(busy.stop_reason.as_deref(), Some("stop"));
     }
 }
