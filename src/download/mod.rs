@@ -8,6 +8,7 @@
 pub mod cancel;
 pub mod config;
 pub mod net;
+mod page_cache;
 pub mod parallel;
 pub mod plan;
 pub mod preflight;

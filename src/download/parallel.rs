@@ -7,6 +7,7 @@
 //! then to one hasher thread, which keeps a cursor: a buffer that lands at the cursor is hashed
 //! from memory, and when ranges ahead of it complete it hashes them from the file (page cache) in
 //! order. So the sha256 is ready when the last byte is written, with no second pass over the file.
+//! Bytes behind the cursor are done with and leave the page cache (`page_cache`).
 //!
 //! The written ranges are recorded in the `.partial.meta` sidecar (version 2) after an fdatasync,
 //! so after a crash only the missing ranges are fetched again. A server that answers a range with
@@ -30,6 +31,7 @@ use url::Url;
 
 use super::cancel::CancelToken;
 use super::net::{Failure, Net};
+use super::page_cache::DropBehind;
 use super::progress::{ItemTracker, Phase};
 use super::ranges::RangeSet;
 use super::resume::{self, parse_content_range, same_etag, Sidecar, Start};
@@ -368,6 +370,8 @@ struct Hasher {
     item: Arc<ItemTracker>,
     /// Bytes present when the download started: hashing them is the "verifying" phase.
     resumed: u64,
+    /// Bytes behind the cursor are written and hashed: they leave the page cache.
+    behind: DropBehind,
 }
 
 impl Hasher {
@@ -376,6 +380,7 @@ impl Hasher {
         if off <= self.cursor && self.cursor < end {
             self.sha.update(&buf[(self.cursor - off) as usize..]);
             self.cursor = end;
+            self.behind.advance(&self.file, self.cursor);
         }
         self.pool.put(buf);
     }
@@ -395,6 +400,7 @@ impl Hasher {
                 Ok(k) => {
                     self.sha.update(&self.scratch[..k]);
                     self.cursor += k as u64;
+                    self.behind.advance(&self.file, self.cursor);
                 }
             }
             if self.cursor >= self.resumed && self.resumed > 0 {
@@ -555,6 +561,7 @@ pub async fn fetch(net: &Net, job: &Job<'_>, total: u64, settings: Settings) -> 
             abort: abort.clone(),
             item: job.tracker.clone(),
             resumed,
+            behind: DropBehind::new(0),
         };
         std::thread::Builder::new()
             .name("genai-download-hash".into())
@@ -1114,4 +1121,60 @@ async fn drive(
         let _ = h.await;
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::download::page_cache::{resident_pages, WINDOW};
+
+    /// The hasher reads ranges that completed ahead of its cursor back from the file; once
+    /// hashed they leave the page cache.
+    #[test]
+    fn hashed_ranges_leave_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.partial");
+        let total = 8 * WINDOW;
+        let data: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        // In the writer's buffer size, as a download writes it.
+        for (i, chunk) in data.chunks(BUFFER).enumerate() {
+            write_at(&file, chunk, (i * BUFFER) as u64).unwrap();
+        }
+        let file = Arc::new(file);
+        let mut done = RangeSet::new();
+        done.insert(0, total);
+        let (tx, rx) = std_mpsc::channel();
+        let (reply_tx, reply_rx) = std_mpsc::channel();
+        tx.send(HashCmd::Finish(reply_tx)).unwrap();
+        let hasher = Hasher {
+            file,
+            done: Arc::new(Mutex::new(done)),
+            pool: Pool::new(1),
+            sha: Sha256::new(),
+            cursor: 0,
+            scratch: vec![0u8; BUFFER],
+            abort: Arc::new(AtomicBool::new(false)),
+            item: ItemTracker::detached(),
+            resumed: 0,
+            behind: DropBehind::new(0),
+        };
+        hasher.run(rx);
+        let (n, sha) = reply_rx.recv().unwrap();
+        assert_eq!(n, total);
+        assert_eq!(
+            sha,
+            crate::checksum::finish_hex(Sha256::new_with_prefix(&data))
+        );
+        let Some((resident, pages)) = resident_pages(&p, 0, 5 * WINDOW) else {
+            return;
+        };
+        assert!(resident * 10 < pages, "{resident} of {pages} pages cached");
+    }
 }

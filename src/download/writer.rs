@@ -3,7 +3,8 @@
 //! writer thread appends full buffers to `<dest>.partial` and hands them to a hasher thread, which
 //! feeds SHA-256 and returns them to the pool. Writing and hashing overlap, the file is hashed as
 //! it is written and never read back, and memory stays bounded by the pool whatever the speeds.
-//! On resume the bytes already in the partial file are hashed first.
+//! On resume the bytes already in the partial file are hashed first. Written (and re-read) bytes
+//! leave the page cache a window behind (`page_cache`).
 
 use crate::checksum::finish_hex;
 use sha2::{Digest, Sha256};
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::cancel::CancelToken;
+use super::page_cache::DropBehind;
 use super::progress::ItemTracker;
 
 const BUFFER: usize = 512 << 10;
@@ -66,6 +68,7 @@ fn hash_prefix(
     file.seek(SeekFrom::Start(0))?;
     let mut buf = vec![0u8; BUFFER];
     let mut left = len;
+    let mut behind = DropBehind::new(0);
     while left > 0 {
         if cancel.is_cancelled() {
             return Err(std::io::Error::new(
@@ -84,6 +87,7 @@ fn hash_prefix(
         hasher.update(&buf[..n]);
         left -= n as u64;
         tracker.set_current(len - left);
+        behind.advance(file, len - left);
     }
     Ok(())
 }
@@ -114,29 +118,6 @@ fn copy_err(e: &std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), e.to_string())
 }
 
-/// Bytes written between two early-writeback requests.
-const WRITEBACK_WINDOW: u64 = 64 << 20;
-
-/// Asks the kernel to start writing `[from, from + len)` to disk now (Linux), so dirty pages do not
-/// pile up for the final fsync, which then has little left to do. Elsewhere the fsync does it all.
-fn start_writeback(file: &File, from: u64, len: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::io::AsRawFd;
-        // SAFETY: a valid open descriptor; the call only schedules I/O and reports errors.
-        unsafe {
-            libc::sync_file_range(
-                file.as_raw_fd(),
-                from as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, from, len);
-}
-
 fn write_loop(
     mut file: File,
     mut written: u64,
@@ -146,7 +127,8 @@ fn write_loop(
     failed_flag: Arc<AtomicBool>,
 ) {
     let mut failed: Option<std::io::Error> = None;
-    let mut flushed = written;
+    // The hash works from the buffers, so written bytes can leave the page cache at once.
+    let mut behind = DropBehind::new(written);
     while let Some(cmd) = rx.blocking_recv() {
         match cmd {
             Cmd::Data(buf) => {
@@ -154,10 +136,7 @@ fn write_loop(
                     match file.write_all(&buf) {
                         Ok(()) => {
                             written += buf.len() as u64;
-                            if written - flushed >= WRITEBACK_WINDOW {
-                                start_writeback(&file, flushed, written - flushed);
-                                flushed = written;
-                            }
+                            behind.advance(&file, written);
                             let _ = hash_tx.send(HashCmd::Data(buf));
                             continue;
                         }
@@ -173,7 +152,7 @@ fn write_loop(
                 let r = file.set_len(0).and_then(|_| file.seek(SeekFrom::Start(0)));
                 if r.is_ok() {
                     written = 0;
-                    flushed = 0;
+                    behind = DropBehind::new(0);
                     failed = None;
                     failed_flag.store(false, Ordering::Release);
                     let _ = hash_tx.send(HashCmd::Reset);
@@ -423,6 +402,51 @@ mod tests {
         };
         assert!(is_cancelled_error(&e), "{e}");
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 3 * BUFFER as u64);
+    }
+
+    #[tokio::test]
+    async fn written_bytes_leave_the_page_cache() {
+        use crate::download::page_cache::{resident_pages, WINDOW};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.partial");
+        let mut w = Writer::open(p.clone(), 0, ItemTracker::detached(), CancelToken::new())
+            .await
+            .unwrap();
+        let chunk = vec![3u8; 1 << 20];
+        for _ in 0..((8 * WINDOW) >> 20) {
+            w.write(&chunk).await.unwrap();
+        }
+        w.finish().await.unwrap();
+        let Some((resident, pages)) = resident_pages(&p, 0, 5 * WINDOW) else {
+            return;
+        };
+        assert!(resident * 10 < pages, "{resident} of {pages} pages cached");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_resumed_prefix_is_hashed_without_staying_cached() {
+        use crate::download::page_cache::{resident_pages, WINDOW};
+        use std::os::unix::io::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.partial");
+        let len = 8 * WINDOW;
+        std::fs::write(&p, vec![9u8; len as usize]).unwrap();
+        // Start from a file on disk and not in the cache, as after a restart.
+        let f = std::fs::File::open(&p).unwrap();
+        f.sync_all().unwrap();
+        // SAFETY: an open descriptor; only drops clean cached pages.
+        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        let w = Writer::open(p.clone(), len, ItemTracker::detached(), CancelToken::new())
+            .await
+            .unwrap();
+        let cached = resident_pages(&p, 0, 5 * WINDOW);
+        let (n, hex) = w.finish().await.unwrap();
+        assert_eq!((n, hex), (len, sha256_file(&p).unwrap()));
+        let Some((resident, pages)) = cached else {
+            return;
+        };
+        assert!(resident * 10 < pages, "{resident} of {pages} pages cached");
     }
 
     #[tokio::test]
