@@ -115,6 +115,13 @@ export interface ModelInfo {
   ggufMetadata?: GGUFMetadata;
   components?: DiffusionModelComponents;
   shards?: ShardInfo[];
+  /**
+   * Bytes of this model's files that another installed model also uses (a shared blob, or the
+   * same path): deleting this model frees `size - sharedSize`. Set on the values `listModels`,
+   * `getModelInfo` and `downloadModel` return, computed when read and never stored. Not in
+   * genai-electron.
+   */
+  sharedSize?: number;
   // Fields this library does not know are kept on disk when it rewrites a record, but are not
   // typed: an index signature here would refuse genai-electron's own ModelInfo values.
 }

@@ -48,9 +48,15 @@ test('three variants sharing a text encoder store it once; it is freed with its 
   const real = realBytes(all);
   assert.equal(real, dits.reduce((n, d) => n + d.size, 0) + enc.size + vae.size);
   assert.equal(await g.StorageManager.getInstance().getStorageUsed(), real);
+  // Each variant reports what it shares; the first one shared nothing when it was downloaded.
+  assert.deepEqual(infos.map((i) => i.sharedSize), [0, enc.size + vae.size, enc.size + vae.size]);
+  const listed = await g.modelManager.listModels();
+  assert.deepEqual(listed.map((m) => m.sharedSize), [enc.size + vae.size, enc.size + vae.size, enc.size + vae.size]);
+  assert.equal(listed.reduce((n, m) => n + m.size - m.sharedSize, 0) + enc.size + vae.size, real);
 
   await g.modelManager.deleteModel(infos[0].id);
   await g.modelManager.deleteModel(infos[1].id);
+  assert.equal((await g.modelManager.getModelInfo(infos[2].id)).sharedSize, 0, 'the last user shares nothing');
   assert.equal(fs.existsSync(encPaths[0]), false);
   assert.equal(sha256File(encPaths[2]), enc.sha256, 'the last user keeps its bytes');
   assert.equal(await g.StorageManager.getInstance().getStorageUsed(), dits[2].size + enc.size + vae.size);

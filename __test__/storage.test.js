@@ -75,9 +75,10 @@ describe('listing and getting', () => {
     // llm before diffusion
     assert.equal(all[all.length - 1].id, 'flux-2-klein-q80');
     assert.deepEqual((await g.modelManager.listModels('diffusion')).map((m) => m.id), ['flux-2-klein-q80']);
-    assert.deepEqual(await g.modelManager.getModelInfo('tiny-llama'), single);
-    assert.deepEqual(await g.modelManager.getModelInfo('flux-2-klein-q80'), flux);
-    assert.deepEqual(await g.modelManager.getModelInfo('big-model'), sharded);
+    // As written, plus the computed sharedSize (no other record uses their files).
+    assert.deepEqual(await g.modelManager.getModelInfo('tiny-llama'), { ...single, sharedSize: 0 });
+    assert.deepEqual(await g.modelManager.getModelInfo('flux-2-klein-q80'), { ...flux, sharedSize: 0 });
+    assert.deepEqual(await g.modelManager.getModelInfo('big-model'), { ...sharded, sharedSize: 0 });
     const got = await g.modelManager.getModelInfo('flux-2-klein-q80');
     assert.deepEqual(Object.keys(got.components), ['diffusion_model', 'llm', 'vae']);
     assert.equal(typeof got.size, 'number');
@@ -129,6 +130,14 @@ describe('rewrites keep unknown fields', () => {
     const b = fluxRecord(root, { id: 'klein-b', dit: 'b-longer.gguf' });
     const shared = a.components.llm.size + a.components.vae.size;
     assert.equal(await g.StorageManager.getInstance().getStorageUsed('diffusion'), a.size + b.size - shared);
+    // Each model reports the bytes it shares: deleting it frees size - sharedSize.
+    const listed = await g.modelManager.listModels('diffusion');
+    assert.deepEqual(listed.map((m) => [m.id, m.sharedSize]), [['klein-a', shared], ['klein-b', shared]]);
+    assert.equal((await g.modelManager.getModelInfo('klein-a')).sharedSize, shared);
+    // A listed value saved back does not store the computed field.
+    await g.StorageManager.getInstance().saveModelMetadata(listed[0]);
+    assert.equal('sharedSize' in readRecord(root, 'diffusion', 'klein-a'), false);
+    assert.equal('sharedSize' in await g.StorageManager.getInstance().loadModelMetadata('diffusion', 'klein-a'), false);
   });
 
   test('checkDiskSpace is the space available to this user on the models volume', async () => {

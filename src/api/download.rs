@@ -86,7 +86,8 @@ pub async fn download_model(
     token: u32,
     on_event: Option<EventFn>,
 ) -> napi::Result<Value> {
-    let store = Store::new(Paths::new(root).napi()?);
+    let paths = Paths::new(root).napi()?;
+    let store = Store::new(paths.clone());
     let cancel = tokens()
         .as_ref()
         .and_then(|m| m.get(&token).cloned())
@@ -104,5 +105,11 @@ pub async fn download_model(
     .await;
     // The sender was dropped with the context: the forwarder ends after the last event ran in JS.
     let _ = forwarder.await;
-    result.map(|m| m.to_json()).napi()
+    let model = result.napi()?;
+    let store = Store::new(paths);
+    super::errors::blocking(move || {
+        let mut v = super::models::with_shared_size(&store, vec![model])?;
+        Ok(v.pop().unwrap_or_default())
+    })
+    .await
 }

@@ -4,9 +4,9 @@
 use super::errors::{blocking, IntoNapi};
 use crate::error::Error;
 use crate::gguf::update::{update_model_metadata as update, Strategy};
-use crate::storage::{ModelType, Paths, Store};
+use crate::storage::{ModelInfo, ModelType, Paths, Store};
 use napi_derive::napi;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn store(root: &str) -> napi::Result<Store> {
     Ok(Store::new(Paths::new(root).napi()?))
@@ -43,14 +43,41 @@ pub async fn list_models(
 ) -> napi::Result<Vec<Value>> {
     let s = store(&root)?;
     let t = model_type(model_type_name)?;
-    blocking(move || Ok(s.list(t)?.iter().map(|m| m.to_json()).collect())).await
+    blocking(move || with_shared_size(&s, s.list(t)?)).await
 }
 
 #[napi(js_name = "getModelInfo")]
 pub async fn get_model_info(root: String, id: String) -> napi::Result<Value> {
     let s = store(&root)?;
-    blocking(move || Ok(s.get(&id)?.to_json())).await
+    blocking(move || {
+        let mut v = with_shared_size(&s, vec![s.get(&id)?])?;
+        Ok(v.pop().unwrap_or_default())
+    })
+    .await
 }
+
+/// The records as JSON, each with `sharedSize`: bytes of its files another model also uses.
+/// Computed on every read, never stored, since it changes as other models come and go.
+pub(crate) fn with_shared_size(
+    s: &Store,
+    models: Vec<ModelInfo>,
+) -> crate::error::Result<Vec<Value>> {
+    let shared = s.shared_sizes(&models)?;
+    Ok(models
+        .iter()
+        .zip(shared)
+        .map(|(m, n)| {
+            let mut v = m.to_json();
+            if let Some(o) = v.as_object_mut() {
+                o.insert(SHARED_SIZE.into(), json!(n as f64));
+            }
+            v
+        })
+        .collect())
+}
+
+/// The computed field `listModels` and `getModelInfo` add.
+const SHARED_SIZE: &str = "sharedSize";
 
 #[napi(js_name = "deleteModel")]
 pub async fn delete_model(root: String, id: String) -> napi::Result<()> {
@@ -112,9 +139,11 @@ pub async fn read_local_gguf_metadata(path: String) -> napi::Result<Value> {
 #[napi(js_name = "saveModelMetadata")]
 pub async fn save_model_metadata(root: String, info: Value) -> napi::Result<()> {
     let s = store(&root)?;
-    let info: crate::storage::ModelInfo = serde_json::from_value(info)
+    let mut info: ModelInfo = serde_json::from_value(info)
         .map_err(|e| Error::InvalidArgument(format!("Invalid ModelInfo: {e}")))
         .napi()?;
+    // A record read from listModels and saved back must not keep a computed, soon stale value.
+    info.extra.remove(SHARED_SIZE);
     blocking(move || s.save(&info)).await
 }
 

@@ -158,6 +158,21 @@ impl ModelInfo {
         out
     }
 
+    /// The files that make up the model, with their sizes, for disk accounting: its components,
+    /// else its shards, else its one file.
+    pub fn sized_files(&self) -> Vec<(String, u64)> {
+        if self.is_multi_component() {
+            self.component_list()
+                .into_iter()
+                .map(|(_, c)| (c.path, c.size))
+                .collect()
+        } else if let Some(shards) = self.shards.as_ref().filter(|s| !s.is_empty()) {
+            shards.iter().map(|s| (s.path.clone(), s.size)).collect()
+        } else {
+            vec![(self.path.clone(), self.size)]
+        }
+    }
+
     /// Every checksum the record lists (top level, components, shards), as written.
     pub fn checksums(&self) -> Vec<String> {
         let mut out: Vec<String> = self.checksum.iter().cloned().collect();

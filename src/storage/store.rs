@@ -10,6 +10,11 @@ use crate::storage::paths::Paths;
 use serde_json::json;
 use std::path::Path;
 
+/// The identity of a file for counting disk use once per file.
+fn file_key(p: &str) -> String {
+    crate::storage::blobs::file_key(Path::new(p))
+}
+
 #[derive(Debug, Clone)]
 pub struct Store {
     paths: Paths,
@@ -147,24 +152,43 @@ impl Store {
     pub fn storage_used(&self, t: Option<ModelType>) -> Result<u64> {
         let mut seen = std::collections::HashSet::new();
         let mut total = 0u64;
-        let mut count = |p: &str, size: u64| {
-            if seen.insert(crate::storage::blobs::file_key(std::path::Path::new(p))) {
-                total += size;
-            }
-        };
         for m in self.list(t)? {
-            if m.is_multi_component() {
-                for (_, c) in m.component_list() {
-                    count(&c.path, c.size);
+            for (p, size) in m.sized_files() {
+                if seen.insert(file_key(&p)) {
+                    total += size;
                 }
-            } else if let Some(shards) = m.shards.as_ref().filter(|s| !s.is_empty()) {
-                for s in shards {
-                    count(&s.path, s.size);
-                }
-            } else {
-                count(&m.path, m.size);
             }
         }
         Ok(total)
+    }
+
+    /// For each of `models`: the bytes of its files that another installed record also uses (the
+    /// same path, or a hard link to the same shared blob). Deleting that model keeps those bytes
+    /// on disk, so it frees `size - shared`.
+    pub fn shared_sizes(&self, models: &[ModelInfo]) -> Result<Vec<u64>> {
+        use std::collections::{HashMap, HashSet};
+        let mut owners: HashMap<String, HashSet<(ModelType, String)>> = HashMap::new();
+        for m in self.list(None)? {
+            for (p, _) in m.sized_files() {
+                owners
+                    .entry(file_key(&p))
+                    .or_default()
+                    .insert((m.model_type, m.id.clone()));
+            }
+        }
+        Ok(models
+            .iter()
+            .map(|m| {
+                let mut seen = HashSet::new();
+                m.sized_files()
+                    .into_iter()
+                    .filter(|(p, _)| {
+                        let key = file_key(p);
+                        owners.get(&key).is_some_and(|o| o.len() > 1) && seen.insert(key)
+                    })
+                    .map(|(_, size)| size)
+                    .sum()
+            })
+            .collect())
     }
 }
