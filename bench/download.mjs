@@ -97,7 +97,7 @@ async function runNode(runner, job) {
   const script = path.join(here, 'runners', `${runner}.mjs`);
   const r = await timed(process.execPath, [script, JSON.stringify(job)]);
   const res = JSON.parse(r.stdout.trim().split('\n').pop());
-  return { ...combine([r]), loopP99Ms: res.loopP99Ms, loopMaxMs: res.loopMaxMs, inProcessS: res.wallMs / 1000, extra: res.extra, progressCalls: res.progressCalls };
+  return { ...combine([r]), loopP99Ms: res.loopP99Ms, loopMaxMs: res.loopMaxMs, startRssMiB: res.startRssMiB, inProcessS: res.wallMs / 1000, extra: res.extra, progressCalls: res.progressCalls };
 }
 
 /** curl each file (following the HF redirect), then sha256sum each: the no-library baseline. */
@@ -135,14 +135,14 @@ function table(title, bytes, rows) {
   const lines = [
     `\n## ${title} (${fmt(gib, 2)} GiB)`,
     '',
-    '| runner | wall s | MiB/s | CPU s | peak RSS MiB | event-loop p99 ms | event-loop max ms |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    '| runner | wall s | MiB/s | CPU s | RSS before MiB | peak RSS MiB | event-loop p99 ms | event-loop max ms |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const [name, r] of rows) {
-    lines.push(`| ${name} | ${fmt(r.wallS)} | ${fmt(bytes / 2 ** 20 / r.wallS, 0)} | ${fmt(r.cpuS)} | ${fmt(r.maxRssMiB, 1)} | ${fmt(r.loopP99Ms)} | ${fmt(r.loopMaxMs)} |`);
+    lines.push(`| ${name} | ${fmt(r.wallS)} | ${fmt(bytes / 2 ** 20 / r.wallS, 0)} | ${fmt(r.cpuS)} | ${fmt(r.startRssMiB, 1)} | ${fmt(r.maxRssMiB, 1)} | ${fmt(r.loopP99Ms)} | ${fmt(r.loopMaxMs)} |`);
     if (r.transferOnlyS !== undefined) {
-      lines.push(`| curl transfer only | ${fmt(r.transferOnlyS)} | ${fmt(bytes / 2 ** 20 / r.transferOnlyS, 0)} | | | | |`);
-      lines.push(`| curl transfer + fsync | ${fmt(r.transferSyncS)} | ${fmt(bytes / 2 ** 20 / r.transferSyncS, 0)} | | | | |`);
+      lines.push(`| curl transfer only | ${fmt(r.transferOnlyS)} | ${fmt(bytes / 2 ** 20 / r.transferOnlyS, 0)} | | | | | |`);
+      lines.push(`| curl transfer + fsync | ${fmt(r.transferSyncS)} | ${fmt(bytes / 2 ** 20 / r.transferSyncS, 0)} | | | | | |`);
     }
   }
   return lines.join('\n');
@@ -230,7 +230,7 @@ async function main() {
           else r = await runNode(runner, { userData: dir, config });
           if (runner !== 'curl' && r.extra.checksum !== `sha256:${w.files[0].sha256}`) throw new Error(`${runner}: unexpected checksum ${r.extra.checksum}`);
           if (!args.keep) fs.rmSync(dir, { recursive: true, force: true });
-          log(`  wall ${fmt(r.wallS)} s, CPU ${fmt(r.cpuS)} s, RSS ${fmt(r.maxRssMiB, 1)} MiB, loop p99 ${fmt(r.loopP99Ms)} ms`);
+          log(`  wall ${fmt(r.wallS)} s, CPU ${fmt(r.cpuS)} s, RSS ${fmt(r.startRssMiB, 1)} -> ${fmt(r.maxRssMiB, 1)} MiB, loop p99 ${fmt(r.loopP99Ms)} ms`);
           if (!best || r.wallS < best.wallS) best = r;
         }
         rows.push([runner === 'curl' ? 'curl + sync + sha256sum' : runner === 'ours' ? 'genai-electron-rs' : 'genai-electron 0.26.0', best]);
