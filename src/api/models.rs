@@ -43,7 +43,17 @@ pub async fn list_models(
 ) -> napi::Result<Vec<Value>> {
     let s = store(&root)?;
     let t = model_type(model_type_name)?;
-    blocking(move || with_shared_size(&s, s.list(t)?)).await
+    blocking(move || {
+        // Every record is read once: the listed ones and those they may share files with.
+        let all = s.list(None)?;
+        let listed: Vec<ModelInfo> = all
+            .iter()
+            .filter(|m| t.is_none_or(|t| m.model_type == t))
+            .cloned()
+            .collect();
+        Ok(with_shared_among(&all, listed))
+    })
+    .await
 }
 
 #[napi(js_name = "getModelInfo")]
@@ -62,8 +72,13 @@ pub(crate) fn with_shared_size(
     s: &Store,
     models: Vec<ModelInfo>,
 ) -> crate::error::Result<Vec<Value>> {
-    let shared = s.shared_sizes(&models)?;
-    Ok(models
+    Ok(with_shared_among(&s.list(None)?, models))
+}
+
+/// `with_shared_size` against `all`, the installed records, already read.
+fn with_shared_among(all: &[ModelInfo], models: Vec<ModelInfo>) -> Vec<Value> {
+    let shared = crate::storage::store::shared_among(all, &models);
+    models
         .iter()
         .zip(shared)
         .map(|(m, n)| {
@@ -73,7 +88,7 @@ pub(crate) fn with_shared_size(
             }
             v
         })
-        .collect())
+        .collect()
 }
 
 /// The computed field `listModels` and `getModelInfo` add.

@@ -161,34 +161,41 @@ impl Store {
         }
         Ok(total)
     }
+}
 
-    /// For each of `models`: the bytes of its files that another installed record also uses (the
-    /// same path, or a hard link to the same shared blob). Deleting that model keeps those bytes
-    /// on disk, so it frees `size - shared`.
-    pub fn shared_sizes(&self, models: &[ModelInfo]) -> Result<Vec<u64>> {
-        use std::collections::{HashMap, HashSet};
-        let mut owners: HashMap<String, HashSet<(ModelType, String)>> = HashMap::new();
-        for m in self.list(None)? {
-            for (p, _) in m.sized_files() {
-                owners
-                    .entry(file_key(&p))
-                    .or_default()
-                    .insert((m.model_type, m.id.clone()));
-            }
+/// For each of `models`: the bytes of its files that another of `all` (the installed records)
+/// also uses, through the same path or a hard link to the same shared blob. Deleting that model
+/// keeps those bytes on disk, so it frees `size - shared`.
+pub fn shared_among(all: &[ModelInfo], models: &[ModelInfo]) -> Vec<u64> {
+    use std::collections::{HashMap, HashSet};
+    // One stat per path, shared by both passes.
+    let mut keys: HashMap<String, String> = HashMap::new();
+    let mut key = |p: &str| -> String {
+        keys.entry(p.to_string())
+            .or_insert_with(|| file_key(p))
+            .clone()
+    };
+    let mut owners: HashMap<String, HashSet<(ModelType, &str)>> = HashMap::new();
+    for m in all {
+        for (p, _) in m.sized_files() {
+            owners
+                .entry(key(&p))
+                .or_default()
+                .insert((m.model_type, m.id.as_str()));
         }
-        Ok(models
-            .iter()
-            .map(|m| {
-                let mut seen = HashSet::new();
-                m.sized_files()
-                    .into_iter()
-                    .filter(|(p, _)| {
-                        let key = file_key(p);
-                        owners.get(&key).is_some_and(|o| o.len() > 1) && seen.insert(key)
-                    })
-                    .map(|(_, size)| size)
-                    .sum()
-            })
-            .collect())
     }
+    models
+        .iter()
+        .map(|m| {
+            let mut seen = HashSet::new();
+            let mut shared = 0;
+            for (p, size) in m.sized_files() {
+                let k = key(&p);
+                if owners.get(&k).is_some_and(|o| o.len() > 1) && seen.insert(k) {
+                    shared += size;
+                }
+            }
+            shared
+        })
+        .collect()
 }
