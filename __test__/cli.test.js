@@ -117,6 +117,10 @@ test('without a terminal: no bar redraws and no colour codes, and --json output 
 
   const json = await runCli(['list', '--json'], { env: env() });
   assert.deepEqual(JSON.parse(json.stdout).map((m) => m.id), [ID]);
+  // One model sharing nothing: what is on disk is its size.
+  const [listed] = JSON.parse(json.stdout);
+  assert.equal(listed.sharedSize, 0);
+  assert.match(list.stdout, new RegExp(`^1 model, ${(listed.size / 1024).toFixed(1)} KiB on disk$`, 'm'));
   const info = JSON.parse((await runCli(['info', ID, '--json'], { env: env() })).stdout);
   assert.deepEqual(Object.keys(info.components).sort(), ['diffusion_model', 'llm', 'vae']);
   const verify = await runCli(['verify', ID, '--json'], { env: env() });

@@ -181,7 +181,13 @@ class Cli {
     const models = await lib.modelManager.listModels(type);
     if (this.values.json) return this.json(models);
     if (models.length === 0) return this.print('No models. Download one with `genai-electron-rs pull <preset>` (see `presets`).');
-    for (const m of models) this.print(`${m.id.padEnd(32)} ${m.type.padEnd(9)} ${fmt.bytes(m.size).padStart(10)}  ${m.name}`);
+    for (const m of models) {
+      // Files shared with another model (a common text encoder, say) stay when this one is removed.
+      const shared = m.sharedSize > 0 ? `  (${fmt.bytes(m.sharedSize)} shared)` : '';
+      this.print(`${m.id.padEnd(32)} ${m.type.padEnd(9)} ${fmt.bytes(m.size).padStart(10)}  ${m.name}${shared}`);
+    }
+    const used = await lib.StorageManager.getInstance().getStorageUsed(type);
+    this.print(`${models.length} model${models.length === 1 ? '' : 's'}, ${fmt.bytes(used)} on disk`);
   }
 
   async info(id) {
