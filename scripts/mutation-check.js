@@ -74,6 +74,22 @@ const MUTATIONS = [
     cargo: null,
     node: ['esm-exports.test.mjs', 'import.test.js'],
   },
+  {
+    name: 'page-cache drop-behind',
+    file: 'src/download/page_cache.rs',
+    from: '            wait_and_drop(file, self.dropped, self.started - self.dropped);',
+    to: '            let _ = (file, wait_and_drop as fn(&File, u64, u64));',
+    cargo: 'download::',
+    node: ['download-single.test.js'],
+  },
+  {
+    name: 'sharedSize owner count',
+    file: 'src/storage/store.rs',
+    from: 'owners.get(&k).is_some_and(|o| o.len() > 1)',
+    to: 'owners.get(&k).is_some_and(|o| o.len() > 0)',
+    cargo: 'storage::',
+    node: ['storage.test.js', 'download-blobs.test.js'],
+  },
 ];
 
 const env = { ...process.env, CARGO_BUILD_TARGET: process.env.CARGO_BUILD_TARGET || 'x86_64-unknown-linux-gnu' };
