@@ -57,8 +57,9 @@ impl DropBehind {
     }
 }
 
+/// Asks the kernel to start writing `[from, from + len)` to disk now (`len` 0: to the end).
 #[cfg(target_os = "linux")]
-fn start_writeback(file: &File, from: u64, len: u64) {
+pub fn start_writeback(file: &File, from: u64, len: u64) {
     use std::os::unix::io::AsRawFd;
     // SAFETY: a valid open descriptor; the call only schedules I/O and reports errors, which
     // the final fsync reports again.
@@ -97,7 +98,7 @@ fn wait_and_drop(file: &File, from: u64, len: u64) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File, _from: u64, _len: u64) {}
+pub fn start_writeback(_file: &File, _from: u64, _len: u64) {}
 
 #[cfg(not(target_os = "linux"))]
 fn wait_and_drop(_file: &File, _from: u64, _len: u64) {}

@@ -31,7 +31,7 @@ use url::Url;
 
 use super::cancel::CancelToken;
 use super::net::{Failure, Net};
-use super::page_cache::DropBehind;
+use super::page_cache::{self, DropBehind};
 use super::progress::{ItemTracker, Phase};
 use super::ranges::RangeSet;
 use super::resume::{self, parse_content_range, same_etag, Sidecar, Start};
@@ -284,8 +284,10 @@ fn write_loop(w: WriteSide, rx: std_mpsc::Receiver<WriteCmd>, hash_tx: std_mpsc:
                         };
                         item.set_current(covered);
                         since_writeback += n;
-                        if since_writeback >= 64 << 20 {
-                            start_writeback(&file);
+                        // Parts land all over the file: start writeback of all of it (length 0 is
+                        // "to the end"), so the final fsync has little left.
+                        if since_writeback >= page_cache::WINDOW {
+                            page_cache::start_writeback(&file, 0, 0);
                             since_writeback = 0;
                         }
                         if let Err(std_mpsc::SendError(HashCmd::Data(_, b))) =
@@ -341,20 +343,6 @@ fn read_at(file: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
 fn read_at(file: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
     use std::os::windows::fs::FileExt;
     file.seek_read(buf, off)
-}
-
-/// Starts writeback of the file's dirty pages (Linux), so the final fsync has little left.
-fn start_writeback(file: &File) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::io::AsRawFd;
-        // SAFETY: a valid open descriptor; the call only schedules I/O.
-        unsafe {
-            libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = file;
 }
 
 /// The hash cursor: consumes buffers that land at it and, from the file, ranges that became
