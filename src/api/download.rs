@@ -86,8 +86,7 @@ pub async fn download_model(
     token: u32,
     on_event: Option<EventFn>,
 ) -> napi::Result<Value> {
-    let paths = Paths::new(root).napi()?;
-    let store = Store::new(paths.clone());
+    let store = Store::new(Paths::new(root).napi()?);
     let cancel = tokens()
         .as_ref()
         .and_then(|m| m.get(&token).cloned())
@@ -95,7 +94,7 @@ pub async fn download_model(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let forwarder = tokio::spawn(forward(rx, on_event));
     let result = download::download_model(
-        store,
+        store.clone(),
         &config,
         Context {
             cancel,
@@ -106,7 +105,6 @@ pub async fn download_model(
     // The sender was dropped with the context: the forwarder ends after the last event ran in JS.
     let _ = forwarder.await;
     let model = result.napi()?;
-    let store = Store::new(paths);
     super::errors::blocking(move || {
         let mut v = super::models::with_shared_size(&store, vec![model])?;
         Ok(v.pop().unwrap_or_default())
