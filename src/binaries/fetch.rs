@@ -8,7 +8,7 @@ use crate::download::plan::Item;
 use crate::download::progress::{Phase, Tracker};
 use crate::download::{preflight, transfer, CancelToken};
 use crate::error::{Error, Result};
-use crate::http::{manual_redirect_client, Auth};
+use crate::http::Auth;
 use crate::storage::model_info::ModelSource;
 use serde_json::{json, Map};
 use std::path::Path;
@@ -49,17 +49,8 @@ pub async fn fetch_archive(
         provenance: None,
     };
     let opts = TransferOptions::default();
-    let net = Net {
-        client: manual_redirect_client(),
-        auth: Auth::new("", None),
-        endpoint: String::new(),
-        // Release archives are hundreds of MB: they get the same ranged connections as models.
-        budget: std::sync::Arc::new(std::sync::atomic::AtomicIsize::new(
-            opts.connections as isize,
-        )),
-        opts,
-        cancel,
-    };
+    // Release archives are hundreds of MB: they get the same ranged connections as models.
+    let net = Net::new(Auth::new("", None), String::new(), opts, cancel);
     let probe = preflight::probe(&net, &item).await?;
     if let (Some(size), Some(dir)) = (probe.size, dest.parent()) {
         // The archive plus its extracted copy (release archives expand about 3x).

@@ -5,6 +5,7 @@
 //! so a crash or a failure at any point leaves no record, only files the next attempt reuses
 //! (complete files are verified and skipped, `.partial` files are resumed).
 
+pub mod buffers;
 pub mod cancel;
 pub mod config;
 pub mod net;
@@ -26,7 +27,7 @@ pub use progress::{Event, Events, Phase};
 
 use crate::debug_log;
 use crate::error::{Error, Result};
-use crate::http::{hf_endpoint_from_env, hf_token_from_env, manual_redirect_client, Auth};
+use crate::http::{hf_endpoint_from_env, hf_token_from_env, Auth};
 use crate::storage::model_info::{ComponentInfo, ModelInfo, ShardInfo};
 use crate::storage::paths::normalize_lexically;
 use crate::storage::{blobs, lock};
@@ -43,8 +44,9 @@ use preflight::Probe;
 use progress::Tracker;
 use transfer::{expected_hash, Fetched, Job};
 
-/// How long the remote GGUF header may take before we go on without it (parsed locally later).
-const REMOTE_GGUF_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the components' remote headers may take before the compatibility check goes on
+/// without them.
+const REMOTE_HEADER_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What the caller hands in besides the config.
 #[derive(Clone, Default)]
@@ -190,16 +192,7 @@ pub async fn download_model(store: Store, config: &Value, ctx: Context) -> Resul
         return Err(e);
     }
 
-    let net = Net {
-        client: manual_redirect_client(),
-        auth,
-        endpoint,
-        opts: req.options.clone(),
-        cancel: ctx.cancel.clone(),
-        budget: Arc::new(std::sync::atomic::AtomicIsize::new(
-            req.options.connections as isize,
-        )),
-    };
+    let net = Net::new(auth, endpoint, req.options.clone(), ctx.cancel.clone());
     let tracker = Tracker::new();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let reporter = tokio::spawn(progress::report(
@@ -486,33 +479,6 @@ async fn classify_items(
     Ok(actions)
 }
 
-fn remote_gguf(
-    plan: &Plan,
-    net: &Net,
-    fresh: bool,
-) -> Option<tokio::task::JoinHandle<Option<Value>>> {
-    if !plan.primary_is_gguf() || !fresh {
-        return None;
-    }
-    let url = plan.primary().url.to_string();
-    let auth = net.auth.clone();
-    Some(tokio::spawn(async move {
-        match tokio::time::timeout(
-            REMOTE_GGUF_TIMEOUT,
-            crate::gguf::remote::fetch_remote_metadata(&url, &auth),
-        )
-        .await
-        {
-            Ok(Ok(m)) => Some(m),
-            Ok(Err(e)) => {
-                debug_log!("remote GGUF header of {url} unavailable: {e}");
-                None
-            }
-            Err(_) => None,
-        }
-    }))
-}
-
 /// The components' headers (over Range, or from disk for files already there) checked against
 /// each other before any byte of them is downloaded. Only models with something to compare are
 /// read; a header that cannot be read is not judged.
@@ -546,7 +512,7 @@ async fn compat_preflight(
                         .flatten()
                 }
                 (true, None) => tokio::time::timeout(
-                    REMOTE_GGUF_TIMEOUT,
+                    REMOTE_HEADER_TIMEOUT,
                     crate::compat::read_remote(&url, &auth),
                 )
                 .await
@@ -575,36 +541,13 @@ async fn run(
     completed: &mut Vec<PathBuf>,
 ) -> Result<ModelInfo> {
     tracker.set_phase(Phase::Preflight);
-    // The header of a fresh .gguf primary is read remotely while the sizes are asked; a primary
-    // already (partly) on disk is parsed locally at the end instead, which costs no traffic.
     let primary = plan.primary();
-    let fresh_primary = !primary.dest.exists() && !resume::partial_path(&primary.dest).exists();
-    let gguf_task = remote_gguf(plan, net, fresh_primary);
-
-    // The header read runs beside the probes; a failure of either ends it.
-    let checked = async {
-        let probes = futures_util::future::try_join_all(
-            plan.items.iter().map(|it| preflight::probe(net, it)),
-        )
-        .await?;
-        let actions = classify_items(store, net, plan, &probes, tracker).await?;
-        Ok::<_, Error>((probes, actions))
-    }
-    .await;
-    let (probes, actions) = match checked {
-        Ok(v) => v,
-        Err(e) => {
-            if let Some(t) = gguf_task {
-                t.abort();
-            }
-            return Err(e);
-        }
-    };
+    let probes =
+        futures_util::future::try_join_all(plan.items.iter().map(|it| preflight::probe(net, it)))
+            .await?;
+    let actions = classify_items(store, net, plan, &probes, tracker).await?;
 
     if let Some(m) = compat_preflight(plan, net, &actions).await {
-        if let Some(t) = gguf_task {
-            t.abort();
-        }
         return Err(Error::download(
             m.message,
             json!({ "code": crate::compat::CODE, "modelId": plan.id, "roles": m.roles, "files": m.files }),
@@ -626,9 +569,6 @@ async fn run(
         None => preflight::available_space(&plan.dir)?,
     };
     if let Err(e) = preflight::check_space(&plan.name, required, available, &plan.dir) {
-        if let Some(t) = gguf_task {
-            t.abort();
-        }
         return Err(e.with_detail("modelId", json!(plan.id)));
     }
     tracker.set_total(total);
@@ -709,26 +649,27 @@ async fn run(
         }
     }
 
-    // GGUF metadata of the primary: the remote header if we have it, else the local file. Never
-    // fatal: a .gguf that does not parse is still the file the caller asked for.
-    let mut gguf = match gguf_task {
-        Some(t) => t.await.ok().flatten(),
-        None => None,
+    // GGUF metadata of the primary, from the file just written: reading its header from disk
+    // costs less than a second copy of it over the network beside the transfer (and its buffers
+    // beside the transfer's). Never fatal: a .gguf that does not parse is still the file the
+    // caller asked for.
+    let gguf = match plan.primary_is_gguf() {
+        true => {
+            let p = primary.dest.clone();
+            run_blocking(move || {
+                crate::gguf::read_local_metadata(&p).map_err(|e| Error::fs(e, json!({})))
+            })
+            .await
+            .map_err(|e| {
+                debug_log!(
+                    "local GGUF header of {} unreadable: {e}",
+                    primary.dest.display()
+                )
+            })
+            .ok()
+        }
+        false => None,
     };
-    if gguf.is_none() && plan.primary_is_gguf() {
-        let p = primary.dest.clone();
-        gguf = run_blocking(move || {
-            crate::gguf::read_local_metadata(&p).map_err(|e| Error::fs(e, json!({})))
-        })
-        .await
-        .map_err(|e| {
-            debug_log!(
-                "local GGUF header of {} unreadable: {e}",
-                primary.dest.display()
-            )
-        })
-        .ok();
-    }
 
     let info = build_record(req, plan, &results, gguf);
     let s = store.clone();

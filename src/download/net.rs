@@ -7,13 +7,14 @@ use serde_json::json;
 use std::time::Duration;
 use url::Url;
 
+use super::buffers::{Pool, SLACK};
 use super::cancel::CancelToken;
 use super::config::TransferOptions;
 use super::retry;
 use super::source::repo_from_resolve_url;
 
 pub struct Net {
-    pub client: reqwest::Client,
+    pub client: crate::http::Client,
     pub auth: Auth,
     pub endpoint: String,
     pub opts: TransferOptions,
@@ -21,6 +22,9 @@ pub struct Net {
     /// Ranged connections the files of this download may still open (`connections` in all, shared
     /// by the files fetched at the same time). May go below zero: every file gets one.
     pub budget: std::sync::Arc<std::sync::atomic::AtomicIsize>,
+    /// The receive buffers of all its ranged connections, however many files run at once: two per
+    /// connection of the budget plus `buffers::SLACK`.
+    pub buffers: std::sync::Arc<Pool>,
 }
 
 /// How one attempt ended, when it did not succeed.
@@ -37,6 +41,19 @@ pub enum Failure {
 }
 
 impl Net {
+    pub fn new(auth: Auth, endpoint: String, opts: TransferOptions, cancel: CancelToken) -> Self {
+        let connections = opts.connections.max(1);
+        Net {
+            client: crate::http::download_client(),
+            auth,
+            endpoint,
+            cancel,
+            budget: std::sync::Arc::new(std::sync::atomic::AtomicIsize::new(connections as isize)),
+            buffers: std::sync::Arc::new(Pool::new(2 * connections + SLACK)),
+            opts,
+        }
+    }
+
     pub fn cancelled_error(&self, url: &Url) -> Error {
         Error::download(
             "Download cancelled",

@@ -3,10 +3,10 @@
 //! timer, retries and backoff. The connection count adapts: it starts with a few and grows while
 //! throughput grows, and halves on 429/5xx.
 //!
-//! Bytes go through a small pool of buffers to one writer thread (`pwrite` at their offset) and
-//! then to one hasher thread, which keeps a cursor: a buffer that lands at the cursor is hashed
-//! from memory, and when ranges ahead of it complete it hashes them from the file (page cache) in
-//! order. So the sha256 is ready when the last byte is written, with no second pass over the file.
+//! Bytes go through the download's pool of buffers (`buffers`, shared by its files) to one
+//! writer thread (`pwrite` at their offset) and then to one hasher thread, which keeps a cursor:
+//! a buffer that lands at the cursor is hashed from memory, and when ranges ahead of it complete
+//! it hashes them from the file (page cache) in order. So the sha256 is ready when the last byte is written, with no second pass over the file.
 //! Bytes behind the cursor are done with and leave the page cache (`page_cache`).
 //!
 //! The written ranges are recorded in the `.partial.meta` sidecar (version 2) after an fdatasync,
@@ -15,7 +15,7 @@
 
 use crate::debug_log;
 use crate::error::{Error, Result};
-use crate::http::{error_chain, header_str, send, SendError};
+use crate::http::{header_str, send, SendError};
 use reqwest::header::{HeaderMap, HeaderValue, IF_RANGE, RANGE};
 use reqwest::Method;
 use serde_json::json;
@@ -26,9 +26,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 use url::Url;
 
+use super::buffers::{Pool, BUFFER};
 use super::cancel::CancelToken;
 use super::net::{Failure, Net};
 use super::page_cache::{self, DropBehind};
@@ -37,8 +37,6 @@ use super::ranges::RangeSet;
 use super::resume::{self, parse_content_range, same_etag, Sidecar, Start};
 use super::transfer::{HashSource, Job};
 
-/// One buffer of the pool.
-const BUFFER: usize = 128 << 10;
 /// How often the controller looks at throughput and records progress.
 const TICK: Duration = Duration::from_millis(250);
 /// The sidecar is rewritten at least this often while bytes arrive (more often when parts end).
@@ -78,42 +76,6 @@ pub enum Outcome {
     /// The server does not serve ranges (or stopped, or the file changed under us): the partial
     /// and its sidecar are gone and the caller fetches the file in one stream from zero.
     FallBack(String),
-}
-
-/// A pool of `BUFFER`-sized vectors bounded by a semaphore, so memory stays fixed whatever the
-/// relative speeds of the network, the disk and the hash.
-struct Pool {
-    free: Mutex<Vec<Vec<u8>>>,
-    permits: Semaphore,
-}
-
-impl Pool {
-    fn new(n: usize) -> Arc<Self> {
-        Arc::new(Pool {
-            free: Mutex::new(Vec::new()),
-            permits: Semaphore::new(n),
-        })
-    }
-
-    async fn get(&self) -> Vec<u8> {
-        // The semaphore is never closed.
-        if let Ok(p) = self.permits.acquire().await {
-            p.forget();
-        }
-        let mut b = self
-            .free
-            .lock()
-            .unwrap()
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(BUFFER));
-        b.clear();
-        b
-    }
-
-    fn put(&self, b: Vec<u8>) {
-        self.free.lock().unwrap().push(b);
-        self.permits.add_permits(1);
-    }
 }
 
 enum WriteCmd {
@@ -492,7 +454,7 @@ pub async fn fetch(net: &Net, job: &Job<'_>, total: u64, settings: Settings) -> 
     let file = Arc::new(file);
     let part = settings.part_for(total);
     let max = settings.max_connections.max(1);
-    let pool = Pool::new(max + 4);
+    let pool = net.buffers.clone();
     let (write_tx, write_rx) = std_mpsc::channel();
     let (hash_tx, hash_rx) = std_mpsc::channel();
     let done = Arc::new(Mutex::new(done));
@@ -718,7 +680,7 @@ async fn fetch_part(
     };
     let (mut resp, last, linked) = match sent {
         Err(_) => return Err(retry(format!("no response within {stall:?}"), false)),
-        Ok(Err(SendError::Transport(e))) => return Err(retry(error_chain(&e), false)),
+        Ok(Err(SendError::Transport(e))) => return Err(retry(e, false)),
         Ok(Err(e @ SendError::Redirect(_))) => {
             return Err(Attempt::Fatal(Error::download(
                 e.to_string(),
@@ -819,7 +781,7 @@ async fn fetch_part(
                     pos > start,
                 ))
             }
-            Ok(Err(e)) => break Err(retry(error_chain(&e), pos > start)),
+            Ok(Err(e)) => break Err(retry(e, pos > start)),
             Ok(Ok(None)) => {
                 break Err(retry(
                     format!("the connection closed at byte {pos} of the range ending at {end}"),
@@ -1144,7 +1106,7 @@ mod tests {
         let hasher = Hasher {
             file,
             done: Arc::new(Mutex::new(done)),
-            pool: Pool::new(1),
+            pool: Arc::new(Pool::new(1)),
             sha: Sha256::new(),
             cursor: 0,
             scratch: vec![0u8; BUFFER],

@@ -61,7 +61,7 @@ async fn one_request(
             retry_after: None,
         }),
         Ok(Err(SendError::Transport(e))) => Err(Failure::Retry {
-            message: crate::http::error_chain(&e),
+            message: e,
             retry_after: None,
         }),
         Ok(Err(e @ SendError::Redirect(_))) => Err(Failure::Fatal(Error::download(

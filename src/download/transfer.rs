@@ -5,7 +5,7 @@
 
 use crate::debug_log;
 use crate::error::{Error, Result};
-use crate::http::{error_chain, header_str, send, SendError};
+use crate::http::{header_str, send, SendError};
 use crate::storage::atomic::sync_dir;
 use reqwest::header::{HeaderMap, HeaderValue, IF_RANGE, RANGE};
 use reqwest::Method;
@@ -113,7 +113,7 @@ enum BodyEnd {
 /// Streams the body into the writer, with the stall timer restarted on every chunk.
 async fn stream_body(
     net: &Net,
-    mut resp: reqwest::Response,
+    mut resp: crate::http::Response,
     writer: &mut Writer,
     tracker: &ItemTracker,
     mut pos: u64,
@@ -128,7 +128,7 @@ async fn stream_body(
         };
         let mut chunk = match next {
             Err(_) => return BodyEnd::Stalled,
-            Ok(Err(e)) => return BodyEnd::Broken(error_chain(&e)),
+            Ok(Err(e)) => return BodyEnd::Broken(e),
             Ok(Ok(None)) => return BodyEnd::Eof,
             Ok(Ok(Some(c))) => c,
         };
@@ -231,7 +231,7 @@ impl Attempt<'_, '_> {
                     retry_after: None,
                 },
                 Ok(Err(SendError::Transport(e))) => Failure::Retry {
-                    message: error_chain(&e),
+                    message: e,
                     retry_after: None,
                 },
                 Ok(Err(e @ SendError::Redirect(_))) => Failure::Fatal(Error::download(
@@ -322,7 +322,7 @@ impl Attempt<'_, '_> {
     async fn body(
         &mut self,
         writer: &mut Writer,
-        resp: reqwest::Response,
+        resp: crate::http::Response,
         status: u16,
         mut offset: u64,
     ) -> Result<(u64, Option<Failure>)> {

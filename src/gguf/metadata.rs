@@ -123,12 +123,12 @@ pub fn read_local_header(path: &Path) -> Result<(GgufHeader, u64), String> {
     loop {
         let target = want.min(len).min(MAX_HEADER_BYTES);
         if (buf.len() as u64) < target {
-            let mut chunk = Vec::new();
+            let more = target - buf.len() as u64;
+            buf.reserve_exact(more as usize);
             (&mut file)
-                .take(target - buf.len() as u64)
-                .read_to_end(&mut chunk)
+                .take(more)
+                .read_to_end(&mut buf)
                 .map_err(|e| format!("Cannot read {}: {e}", path.display()))?;
-            buf.extend_from_slice(&chunk);
         }
         match parse_header(&buf, Some(len)) {
             Ok(h) => return Ok((h, len)),

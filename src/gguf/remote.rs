@@ -4,8 +4,7 @@
 
 use super::metadata::metadata_json;
 use super::reader::{parse_header, GgufHeader, ParseError, MAX_HEADER_BYTES};
-use crate::http::{manual_redirect_client, send, Auth};
-use futures_util::StreamExt;
+use crate::http::{download_client, send, Auth};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_RANGE, RANGE};
 use reqwest::StatusCode;
 use serde_json::Value as Json;
@@ -20,12 +19,25 @@ pub(crate) async fn fetch_range(
     start: u64,
     end: u64,
 ) -> Result<(Vec<u8>, Option<u64>), String> {
+    let mut out = Vec::new();
+    let total = fetch_range_into(url, auth, start, end, &mut out).await?;
+    Ok((out, total))
+}
+
+/// `fetch_range`, appending to `out` (one buffer for a header read in several steps).
+async fn fetch_range_into(
+    url: &url::Url,
+    auth: &Auth,
+    start: u64,
+    end: u64,
+    out: &mut Vec<u8>,
+) -> Result<Option<u64>, String> {
     let mut headers = HeaderMap::new();
     let range =
         HeaderValue::from_str(&format!("bytes={start}-{}", end - 1)).map_err(|e| e.to_string())?;
     headers.insert(RANGE, range);
-    let (resp, _, _) = send(
-        &manual_redirect_client(),
+    let (mut resp, _, _) = send(
+        &download_client(),
         reqwest::Method::GET,
         url,
         &headers,
@@ -53,21 +65,25 @@ pub(crate) async fn fetch_range(
     } else {
         start
     };
-    let want = end - start;
-    let mut out = Vec::new();
+    let want = (end - start) as usize;
+    let mut got = 0usize;
     let mut seen = 0u64;
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| format!("read failed: {e}"))?;
+    out.reserve_exact(want);
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("read failed: {e}"))?
+    {
         let from = skip.saturating_sub(seen).min(chunk.len() as u64) as usize;
         seen += chunk.len() as u64;
-        out.extend_from_slice(&chunk[from..]);
-        if out.len() as u64 >= want {
-            out.truncate(want as usize);
+        let take = (chunk.len() - from).min(want - got);
+        out.extend_from_slice(&chunk[from..from + take]);
+        got += take;
+        if got >= want {
             break;
         }
     }
-    Ok((out, total))
+    Ok(total)
 }
 
 /// The contract's `GGUFMetadata` of a remote file. `auth` decides which origin (the Hugging Face
@@ -93,14 +109,14 @@ pub async fn fetch_remote_header(
         let limit = total.unwrap_or(u64::MAX).min(MAX_HEADER_BYTES);
         let end = want.min(limit);
         if (buf.len() as u64) < end {
-            let (bytes, t) = fetch_range(&url, auth, buf.len() as u64, end).await?;
+            let had = buf.len();
+            let t = fetch_range_into(&url, auth, had as u64, end, &mut buf).await?;
             if total.is_none() {
                 total = t;
             }
-            if bytes.is_empty() {
+            if buf.len() == had {
                 return Err("the server returned no data".into());
             }
-            buf.extend_from_slice(&bytes);
         }
         match parse_header(&buf, total) {
             Ok(h) => return Ok((h, total)),

@@ -1,8 +1,15 @@
-//! The shared HTTP client. rustls with the ring provider (builds faster than aws-lc) and the
-//! platform certificate verifier, so corporate and system CAs keep working.
+//! The shared HTTP clients. rustls with the ring provider (builds faster than aws-lc) and the
+//! platform certificate verifier, so corporate and system CAs keep working. Downloads go through
+//! `Client` (`client.rs`: HTTP/1.1, capped read buffers); the loopback API calls use reqwest.
 
+mod client;
+
+pub use client::{Client, Response, READ_BUFFER};
 use std::sync::OnceLock;
 use std::time::Duration;
+
+/// Sent with every request.
+pub const USER_AGENT: &str = concat!("genai-electron-rs/", env!("CARGO_PKG_VERSION"));
 
 fn install_crypto_provider() {
     static ONCE: OnceLock<()> = OnceLock::new();
@@ -17,24 +24,16 @@ fn install_crypto_provider() {
 fn builder() -> reqwest::ClientBuilder {
     install_crypto_provider();
     reqwest::Client::builder()
-        .user_agent(concat!("genai-electron-rs/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
         .connect_timeout(Duration::from_secs(30))
 }
 
-/// A client that never follows redirects by itself. Downloads follow them by hand (`send`) so the
-/// Hugging Face token can only ever reach the endpoint's own origin, and so the headers Hugging
-/// Face puts on the redirect itself (`X-Linked-Etag`, `X-Linked-Size`) are seen.
-pub fn manual_redirect_client() -> reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .tcp_nodelay(true)
-                .build()
-                .expect("the HTTP client configuration is static and valid")
-        })
-        .clone()
+/// The client for downloads. It never follows redirects by itself: `send` follows them by hand
+/// so the Hugging Face token can only ever reach the endpoint's own origin, and so the headers
+/// Hugging Face puts on the redirect itself (`X-Linked-Etag`, `X-Linked-Size`) are seen.
+pub fn download_client() -> Client {
+    static CLIENT: OnceLock<Client> = OnceLock::new();
+    CLIENT.get_or_init(|| Client::new(None, Vec::new())).clone()
 }
 
 /// A client for loopback only (sd-server): no proxy, since a system proxy must never see local
@@ -197,8 +196,8 @@ pub fn redact(url: &url::Url) -> String {
 /// Why `send` gave up before a final response.
 #[derive(Debug)]
 pub enum SendError {
-    /// Connecting or sending failed (worth retrying).
-    Transport(reqwest::Error),
+    /// Connecting or sending failed (worth retrying): the error and its causes, URL redacted.
+    Transport(String),
     /// More than `MAX_REDIRECTS` hops, a redirect without a usable `Location`, or one to a
     /// non-http(s) URL (not worth retrying).
     Redirect(String),
@@ -207,7 +206,7 @@ pub enum SendError {
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SendError::Transport(e) => write!(f, "{}", error_chain(e)),
+            SendError::Transport(m) => write!(f, "{m}"),
             SendError::Redirect(m) => write!(f, "{m}"),
         }
     }
@@ -235,34 +234,27 @@ pub const MAX_REDIRECTS: usize = 10;
 /// host whatever the redirect chain does. Returns the final response (any status that is not a
 /// redirect), the final URL and what the hops said about the linked file.
 pub async fn send(
-    client: &reqwest::Client,
+    client: &Client,
     method: reqwest::Method,
     url: &url::Url,
     headers: &reqwest::header::HeaderMap,
     auth: &Auth,
-) -> Result<(reqwest::Response, url::Url, LinkedInfo), SendError> {
+) -> Result<(Response, url::Url, LinkedInfo), SendError> {
     let mut current = url.clone();
     let mut linked = LinkedInfo::default();
     for _ in 0..=MAX_REDIRECTS {
-        let mut req = client
-            .request(method.clone(), current.clone())
-            .headers(headers.clone());
-        if !headers.contains_key(reqwest::header::ACCEPT_ENCODING) {
-            // Without it any coding is acceptable (RFC 9110), and a server compressing on the fly
-            // would have us save (and size, and resume into) the compressed bytes as the file.
-            req = req.header(reqwest::header::ACCEPT_ENCODING, "identity");
-        }
+        let mut h = headers.clone();
+        // Without it any coding is acceptable (RFC 9110), and a server compressing on the fly
+        // would have us save (and size, and resume into) the compressed bytes as the file.
+        h.entry(reqwest::header::ACCEPT_ENCODING)
+            .or_insert(reqwest::header::HeaderValue::from_static("identity"));
         if let Some(v) = auth.header_for(&current) {
-            req = req.header(reqwest::header::AUTHORIZATION, v);
+            h.insert(reqwest::header::AUTHORIZATION, v);
         }
-        let resp = req.send().await.map_err(|e| {
-            // reqwest quotes the URL in its message; keep only the redacted form.
-            let redacted = url::Url::parse(&redact(&current)).ok();
-            SendError::Transport(match redacted {
-                Some(u) => e.with_url(u),
-                None => e.without_url(),
-            })
-        })?;
+        let resp = client
+            .request(method.clone(), &current, h)
+            .await
+            .map_err(SendError::Transport)?;
         linked.absorb(resp.headers());
         let status = resp.status();
         if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
