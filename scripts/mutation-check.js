@@ -90,6 +90,22 @@ const MUTATIONS = [
     cargo: 'storage::',
     node: ['storage.test.js', 'download-blobs.test.js'],
   },
+  {
+    name: 'read-buffer cap of the download client',
+    file: 'src/http/client.rs',
+    from: '        .http1_max_buf_size(READ_BUFFER)',
+    to: '        .http1_max_buf_size(8 * READ_BUFFER)',
+    cargo: 'http::',
+    node: ['download-parallel.test.js'],
+  },
+  {
+    name: 'HTTP/1.1 for proxied downloads',
+    file: 'src/http/client.rs',
+    from: '                tls.alpn_protocols = vec![b"http/1.1".to_vec()];',
+    to: '                tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];',
+    cargo: 'http::',
+    node: ['download-parallel.test.js'],
+  },
 ];
 
 const env = { ...process.env, CARGO_BUILD_TARGET: process.env.CARGO_BUILD_TARGET || 'x86_64-unknown-linux-gnu' };

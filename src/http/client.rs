@@ -370,9 +370,10 @@ mod tests {
         url::Url::parse(s).unwrap()
     }
 
-    /// Ranged requests must each get a TCP connection: over HTTP/2 they would share one.
-    #[tokio::test]
-    async fn https_requests_are_http1_one_connection_each() {
+    /// An HTTPS server (self-signed, offering h2 before http/1.1) and the certificate to trust.
+    async fn https_server(
+        wait_for: usize,
+    ) -> (u16, Arc<Seen>, rustls::pki_types::CertificateDer<'static>) {
         let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
         let der = cert.cert.der().clone();
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
@@ -386,10 +387,12 @@ mod tests {
         .unwrap();
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-        let (port, seen) = server(ok(b"secret bytes"), Some(acceptor), 3).await;
-        let client = Client::new(None, vec![der]);
-        let u = url(&format!("https://127.0.0.1:{port}/model.gguf"));
-        assert!(client.is_direct(&u));
+        let (port, seen) = server(ok(b"secret bytes"), Some(acceptor), wait_for).await;
+        (port, seen, der)
+    }
+
+    /// Three concurrent GETs of `u`: each answered, each on its own TCP connection, none over h2.
+    async fn three_at_once_over_http1(client: &Client, u: &url::Url, seen: &Seen) {
         let fetch = |c: Client, u: url::Url| async move {
             let mut r = c.request(Method::GET, &u, HeaderMap::new()).await?;
             assert_eq!(r.status(), StatusCode::OK);
@@ -415,7 +418,52 @@ mod tests {
             .lock()
             .unwrap()
             .iter()
-            .all(|l| l == "GET /model.gguf HTTP/1.1"));
+            .all(|l| l == &format!("GET {} HTTP/1.1", u.path())));
+    }
+
+    /// Ranged requests must each get a TCP connection: over HTTP/2 they would share one.
+    #[tokio::test]
+    async fn https_requests_are_http1_one_connection_each() {
+        let (port, seen, der) = https_server(3).await;
+        let client = Client::new(None, vec![der]);
+        let u = url(&format!("https://127.0.0.1:{port}/model.gguf"));
+        assert!(client.is_direct(&u));
+        three_at_once_over_http1(&client, &u, &seen).await;
+    }
+
+    /// Behind a proxy too (reqwest, through a CONNECT tunnel).
+    #[tokio::test]
+    async fn https_through_a_proxy_is_http1_one_connection_each() {
+        let (port, seen, der) = https_server(3).await;
+        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_port = proxy.local_addr().unwrap().port();
+        let tunnels = Arc::new(AtomicUsize::new(0));
+        let t2 = tunnels.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = proxy.accept().await {
+                let tunnels = t2.clone();
+                tokio::spawn(async move {
+                    let Some(line) = read_head(&mut inbound).await else {
+                        return;
+                    };
+                    assert_eq!(line, format!("CONNECT 127.0.0.1:{port} HTTP/1.1"));
+                    tunnels.fetch_add(1, Ordering::SeqCst);
+                    let mut outbound = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                        .await
+                        .unwrap();
+                    inbound
+                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        .await
+                        .unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+            }
+        });
+        let client = Client::new(Some(format!("http://127.0.0.1:{proxy_port}")), vec![der]);
+        let u = url(&format!("https://127.0.0.1:{port}/model.gguf"));
+        assert!(!client.is_direct(&u));
+        three_at_once_over_http1(&client, &u, &seen).await;
+        assert_eq!(tunnels.load(Ordering::SeqCst), 3);
     }
 
     /// The read buffer cap is what keeps six connections' memory small: no chunk is larger.
