@@ -10,9 +10,10 @@
 //!
 //! Requests a proxy from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`,
 //! the same rules reqwest follows) would intercept, and URLs carrying credentials, go through
-//! reqwest instead (HTTP/1.1 as well, same TLS configuration), which implements proxies; so do all
-//! requests when the TLS setup cannot be built. That client is built on first need: loading the
-//! system's CA roots again costs memory and time an unproxied download never needs.
+//! reqwest instead (HTTP/1.1 as well, same TLS configuration), which implements proxies. That
+//! client is built on first need: loading the system's CA roots again costs memory and time an
+//! unproxied download never needs. When no TLS configuration can be built (no CA certificates on
+//! the system), HTTPS requests fail with that reason and plain HTTP still works.
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -46,12 +47,11 @@ type Direct = hyper_util::client::legacy::Client<
 /// See the module doc. Cheap to clone (the pools are shared).
 #[derive(Clone)]
 pub struct Client {
-    /// `None` when the TLS configuration could not be built: reqwest then takes every request
-    /// and reports its own error.
-    direct: Option<Direct>,
-    /// The TLS configuration the fallback shares (same verifier, same roots).
-    tls: Option<rustls::ClientConfig>,
-    fallback: Arc<OnceLock<reqwest::Client>>,
+    direct: Direct,
+    /// The TLS configuration the fallback shares (same verifier, same roots), or why there is
+    /// none.
+    tls: Result<rustls::ClientConfig, String>,
+    fallback: Arc<OnceLock<Result<reqwest::Client, String>>>,
     /// Which requests go through the fallback: the environment's proxy rules, read as reqwest
     /// reads them, or (tests) one proxy for everything.
     proxy: Arc<Matcher>,
@@ -66,13 +66,24 @@ impl Client {
         only_proxy: Option<String>,
         extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     ) -> Self {
-        let tls = tls_config(extra_roots).ok();
+        let tls = tls_config(extra_roots).map_err(|e| e.to_string());
         let proxy = match &only_proxy {
             Some(p) => Matcher::builder().all(p.clone()).build(),
             None => Matcher::from_system(),
         };
+        // Without a usable configuration the connector still needs one; it never sees an HTTPS
+        // request (`request` refuses them first).
+        let connector_tls = tls.clone().unwrap_or_else(|_| {
+            rustls::ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .map(|b| {
+                    b.with_root_certificates(rustls::RootCertStore::empty())
+                        .with_no_client_auth()
+                })
+                .expect("the default protocol versions are valid for the default provider")
+        });
         Client {
-            direct: tls.clone().map(direct_client),
+            direct: direct_client(connector_tls),
             tls,
             fallback: Arc::new(OnceLock::new()),
             proxy: Arc::new(proxy),
@@ -80,13 +91,13 @@ impl Client {
         }
     }
 
-    fn fallback(&self) -> &reqwest::Client {
-        self.fallback.get_or_init(|| {
+    fn fallback(&self) -> Result<&reqwest::Client, String> {
+        let built = self.fallback.get_or_init(|| {
             let mut b = super::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .http1_only()
                 .tcp_nodelay(true);
-            if let Some(mut tls) = self.tls.clone() {
+            if let Ok(mut tls) = self.tls.clone() {
                 tls.alpn_protocols = vec![b"http/1.1".to_vec()];
                 b = b.tls_backend_preconfigured(tls);
             }
@@ -97,14 +108,14 @@ impl Client {
             {
                 b = b.proxy(p);
             }
-            b.build().unwrap_or_default()
-        })
+            b.build().map_err(|e| error_chain(&e))
+        });
+        built.as_ref().map_err(Clone::clone)
     }
 
     /// Whether requests to `url` go through the direct HTTP/1.1 client.
     pub fn is_direct(&self, url: &url::Url) -> bool {
-        self.direct.is_some()
-            && url.username().is_empty()
+        url.username().is_empty()
             && url.password().is_none()
             && to_uri(url).is_some_and(|u| self.proxy.intercept(&u).is_none())
     }
@@ -117,8 +128,14 @@ impl Client {
         url: &url::Url,
         headers: HeaderMap,
     ) -> Result<Response, String> {
-        match (&self.direct, to_uri(url)) {
-            (Some(direct), Some(uri)) if self.is_direct(url) => {
+        if let (Err(e), "https") = (&self.tls, url.scheme()) {
+            return Err(format!(
+                "error sending request for url ({}): TLS is not available: {e}",
+                redact(url)
+            ));
+        }
+        match to_uri(url) {
+            Some(uri) if self.is_direct(url) => {
                 let mut req = hyper::Request::new(http_body_util::Empty::new());
                 *req.method_mut() = method;
                 *req.uri_mut() = uri;
@@ -127,7 +144,8 @@ impl Client {
                 h.entry(USER_AGENT)
                     .or_insert(HeaderValue::from_static(super::USER_AGENT));
                 h.entry(ACCEPT).or_insert(HeaderValue::from_static("*/*"));
-                let resp = direct
+                let resp = self
+                    .direct
                     .request(req)
                     .await
                     .map_err(|e| transport_error(url, &e))?;
@@ -141,6 +159,7 @@ impl Client {
             _ => {
                 let resp = self
                     .fallback()
+                    .map_err(|e| format!("error sending request for url ({}): {e}", redact(url)))?
                     .request(method, url.clone())
                     .headers(headers)
                     .send()
@@ -172,15 +191,20 @@ fn to_uri(url: &url::Url) -> Option<hyper::Uri> {
     s.parse().ok()
 }
 
+/// The installed crypto provider (ring, installed here if none is).
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    super::install_crypto_provider();
+    rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
+}
+
 /// rustls with the installed crypto provider (ring, see `install_crypto_provider`) and the
 /// platform verifier, as reqwest builds it, so system and corporate CAs work the same.
 fn tls_config(
     extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 ) -> Result<rustls::ClientConfig, rustls::Error> {
-    super::install_crypto_provider();
-    let provider = rustls::crypto::CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+    let provider = provider();
     let verifier = if extra_roots.is_empty() {
         rustls_platform_verifier::Verifier::new(provider.clone())?
     } else {
@@ -529,6 +553,38 @@ mod tests {
             .unwrap();
         assert!(err.contains(&format!("http://127.0.0.1:{port}/f")), "{err}");
         assert!(!err.contains("Signature"), "{err}");
+    }
+
+    /// No TLS configuration (here: an unparseable root; on a machine, no CA certificates): HTTPS
+    /// fails with the reason, plain HTTP still works, nothing panics.
+    #[tokio::test]
+    async fn without_tls_https_fails_clearly_and_http_works() {
+        let bad = rustls::pki_types::CertificateDer::from(vec![1u8, 2, 3]);
+        let client = Client::new(None, vec![bad]);
+        let err = client
+            .request(
+                Method::GET,
+                &url("https://127.0.0.1:9/m.gguf?sig=1"),
+                HeaderMap::new(),
+            )
+            .await
+            .err()
+            .unwrap();
+        assert!(err.contains("TLS is not available"), "{err}");
+        assert!(
+            err.contains("https://127.0.0.1:9/m.gguf") && !err.contains("sig"),
+            "{err}"
+        );
+        let (port, _) = server(ok(b"plain"), None, 0).await;
+        let mut r = client
+            .request(
+                Method::GET,
+                &url(&format!("http://127.0.0.1:{port}/f")),
+                HeaderMap::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(body(&mut r).await.unwrap().0, b"plain");
     }
 
     /// A proxy from the environment is honoured: such requests go through reqwest.
