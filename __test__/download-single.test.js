@@ -172,8 +172,10 @@ test('GGUF metadata of a large header (a real tokenizer) is read from the downlo
   assert.equal(info.ggufMetadata.architecture, 'qwen3');
   assert.equal(info.ggufMetadata.block_count, 36);
   assert.equal(info.ggufMetadata.context_length, 40960);
-  // Every byte crossed the network once: ranged parts, no separate header read.
-  assert.equal(srv.statsFor(f.cdnPath).bytesSent, content.length);
+  // Ranged parts only: no separate read of the header (a second request starting at byte 0).
+  const starts = srv.statsFor(f.cdnPath).ranges.map((r) => Number(/^bytes=(\d+)-/.exec(r)[1]));
+  assert.ok(starts.length > 1, 'the file came in ranged parts');
+  assert.equal(starts.filter((s) => s === 0).length, 1, `ranges: ${srv.statsFor(f.cdnPath).ranges}`);
 });
 
 test('updateModelMetadata uses the token and endpoint rules of downloads', async (t) => {

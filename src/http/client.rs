@@ -73,15 +73,7 @@ impl Client {
         };
         // Without a usable configuration the connector still needs one; it never sees an HTTPS
         // request (`request` refuses them first).
-        let connector_tls = tls.clone().unwrap_or_else(|_| {
-            rustls::ClientConfig::builder_with_provider(provider())
-                .with_safe_default_protocol_versions()
-                .map(|b| {
-                    b.with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth()
-                })
-                .expect("the default protocol versions are valid for the default provider")
-        });
+        let connector_tls = tls.clone().unwrap_or_else(|_| rootless_tls());
         Client {
             direct: direct_client(connector_tls),
             tls,
@@ -197,6 +189,18 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     rustls::crypto::CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
+}
+
+/// A TLS configuration that trusts nothing, for clients that never speak HTTPS: building it
+/// cannot fail and loads no certificate store.
+pub(super) fn rootless_tls() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map(|b| {
+            b.with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        })
+        .expect("the default protocol versions are valid for the default provider")
 }
 
 /// rustls with the installed crypto provider (ring, see `install_crypto_provider`) and the

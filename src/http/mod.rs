@@ -36,10 +36,13 @@ pub fn download_client() -> Client {
     CLIENT.get_or_init(|| Client::new(None, Vec::new())).clone()
 }
 
-/// A client for loopback only (sd-server): no proxy, since a system proxy must never see local
-/// traffic, and short connect timeouts.
+/// A client for loopback only (sd-server, llama-server): no proxy, since a system proxy must never
+/// see local traffic, and short connect timeouts. Plain HTTP only, so it loads no CA store: that
+/// costs time and memory on every server start, and on a system without CA certificates it made
+/// building the client fail.
 pub fn loopback_client() -> reqwest::Client {
     builder()
+        .tls_backend_preconfigured(client::rootless_tls())
         .no_proxy()
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
