@@ -398,6 +398,10 @@ mod tests {
         url::Url::parse(s).unwrap()
     }
 
+    async fn get(client: &Client, u: &str) -> Result<Response, String> {
+        client.request(Method::GET, &url(u), HeaderMap::new()).await
+    }
+
     /// An HTTPS server (self-signed, offering h2 before http/1.1) and the certificate to trust.
     async fn https_server(
         wait_for: usize,
@@ -500,12 +504,7 @@ mod tests {
         let data: Vec<u8> = (0..(8u32 << 20)).map(|i| (i % 251) as u8).collect();
         let (port, _) = server(ok(&data), None, 0).await;
         let client = Client::new(None, Vec::new());
-        let mut r = client
-            .request(
-                Method::GET,
-                &url(&format!("http://127.0.0.1:{port}/big")),
-                HeaderMap::new(),
-            )
+        let mut r = get(&client, &format!("http://127.0.0.1:{port}/big"))
             .await
             .unwrap();
         assert_eq!(r.content_length(), Some(data.len() as u64));
@@ -522,12 +521,7 @@ mod tests {
         reply.extend(std::iter::repeat_n(7u8, 40000));
         let (port, _) = server(reply, None, 0).await;
         let client = Client::new(None, Vec::new());
-        let mut r = client
-            .request(
-                Method::GET,
-                &url(&format!("http://127.0.0.1:{port}/f")),
-                HeaderMap::new(),
-            )
+        let mut r = get(&client, &format!("http://127.0.0.1:{port}/f"))
             .await
             .unwrap();
         let mut n = 0;
@@ -580,12 +574,7 @@ mod tests {
             "{err}"
         );
         let (port, _) = server(ok(b"plain"), None, 0).await;
-        let mut r = client
-            .request(
-                Method::GET,
-                &url(&format!("http://127.0.0.1:{port}/f")),
-                HeaderMap::new(),
-            )
+        let mut r = get(&client, &format!("http://127.0.0.1:{port}/f"))
             .await
             .unwrap();
         assert_eq!(body(&mut r).await.unwrap().0, b"plain");
