@@ -265,3 +265,28 @@ test('errors never carry the pre-signed CDN link of a redirect', async (t) => {
   );
   assert.doesNotMatch(JSON.stringify({ message: err2.message, details: err2.details }), /X-Amz-Signature/);
 });
+
+test('an HTTPS server whose certificate the system does not trust fails at once, saying so', async (t) => {
+  // A self-signed certificate for 127.0.0.1 (fixtures/tls), in no system store.
+  const https = require('node:https');
+  const tls = path.join(__dirname, 'fixtures', 'tls');
+  let connections = 0;
+  const server = https.createServer(
+    { key: fs.readFileSync(path.join(tls, 'key.pem')), cert: fs.readFileSync(path.join(tls, 'cert.pem')) },
+    (req, res) => res.end('never served'),
+  );
+  server.on('connection', () => connections++);
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise((r) => server.close(r)));
+  await setup(t);
+  const url = `https://127.0.0.1:${server.address().port}/model.safetensors?X-Amz-Signature=abc`;
+  const err = await rejectsDownload(
+    g.modelManager.downloadModel({ source: 'url', url, name: 'Untrusted', type: 'diffusion', ...FAST }),
+  );
+  assert.match(err.message, /not trusted by this system/);
+  assert.match(err.message, /certificate store/);
+  assert.doesNotMatch(err.message, /X-Amz-Signature/);
+  // One attempt: a certificate does not become trusted by retrying.
+  assert.equal(connections, 1);
+  assert.deepEqual(await g.modelManager.listModels(), []);
+});

@@ -106,6 +106,14 @@ const MUTATIONS = [
     cargo: 'http::',
     node: ['download-parallel.test.js'],
   },
+  {
+    name: 'untrusted certificate is final',
+    file: 'src/http/client.rs',
+    from: '        if let Some(rustls::Error::InvalidCertificate(_)) = err.downcast_ref::<rustls::Error>() {',
+    to: '        if err.downcast_ref::<rustls::Error>().is_some_and(|_| false) {',
+    cargo: 'http::',
+    node: ['download-adversarial.test.js'],
+  },
 ];
 
 const env = { ...process.env, CARGO_BUILD_TARGET: process.env.CARGO_BUILD_TARGET || 'x86_64-unknown-linux-gnu' };

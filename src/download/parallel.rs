@@ -15,7 +15,7 @@
 
 use crate::debug_log;
 use crate::error::{Error, Result};
-use crate::http::{header_str, send, SendError};
+use crate::http::{header_str, send};
 use reqwest::header::{HeaderMap, HeaderValue, IF_RANGE, RANGE};
 use reqwest::Method;
 use serde_json::json;
@@ -680,8 +680,8 @@ async fn fetch_part(
     };
     let (mut resp, last, linked) = match sent {
         Err(_) => return Err(retry(format!("no response within {stall:?}"), false)),
-        Ok(Err(SendError::Transport(e))) => return Err(retry(e, false)),
-        Ok(Err(e @ SendError::Redirect(_))) => {
+        Ok(Err(e)) if e.retryable() => return Err(retry(e.to_string(), false)),
+        Ok(Err(e)) => {
             return Err(Attempt::Fatal(Error::download(
                 e.to_string(),
                 json!({ "url": item.url.as_str() }),

@@ -2,7 +2,7 @@
 //! sha256 for LFS files, and check the disk can hold what is left to download.
 
 use crate::error::{Error, Result};
-use crate::http::{header_str, send, LinkedInfo, SendError};
+use crate::http::{header_str, send, LinkedInfo};
 use reqwest::header::{HeaderMap, HeaderValue, RANGE};
 use reqwest::Method;
 use serde_json::json;
@@ -60,11 +60,11 @@ async fn one_request(
             message: "no answer to the size request".into(),
             retry_after: None,
         }),
-        Ok(Err(SendError::Transport(e))) => Err(Failure::Retry {
-            message: e,
+        Ok(Err(e)) if e.retryable() => Err(Failure::Retry {
+            message: e.to_string(),
             retry_after: None,
         }),
-        Ok(Err(e @ SendError::Redirect(_))) => Err(Failure::Fatal(Error::download(
+        Ok(Err(e)) => Err(Failure::Fatal(Error::download(
             e.to_string(),
             json!({ "url": item.url.as_str() }),
         ))),

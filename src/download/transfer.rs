@@ -5,7 +5,7 @@
 
 use crate::debug_log;
 use crate::error::{Error, Result};
-use crate::http::{header_str, send, SendError};
+use crate::http::{header_str, send};
 use crate::storage::atomic::sync_dir;
 use reqwest::header::{HeaderMap, HeaderValue, IF_RANGE, RANGE};
 use reqwest::Method;
@@ -230,11 +230,11 @@ impl Attempt<'_, '_> {
                     message: format!("no response within {:?}", net.opts.stall_timeout),
                     retry_after: None,
                 },
-                Ok(Err(SendError::Transport(e))) => Failure::Retry {
-                    message: e,
+                Ok(Err(e)) if e.retryable() => Failure::Retry {
+                    message: e.to_string(),
                     retry_after: None,
                 },
-                Ok(Err(e @ SendError::Redirect(_))) => Failure::Fatal(Error::download(
+                Ok(Err(e)) => Failure::Fatal(Error::download(
                     e.to_string(),
                     json!({ "url": item.url.as_str() }),
                 )),

@@ -25,7 +25,7 @@ use reqwest::{Method, StatusCode};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::{error_chain, redact};
+use super::{error_chain, redact, SendError};
 
 /// Largest read buffer of one connection. hyper starts at 8 KiB and doubles while reads fill it;
 /// 64 KiB reads keep the syscall count low (measured: the same wall time as 400 KiB, about 5% more
@@ -119,12 +119,12 @@ impl Client {
         method: Method,
         url: &url::Url,
         headers: HeaderMap,
-    ) -> Result<Response, String> {
+    ) -> Result<Response, SendError> {
         if let (Err(e), "https") = (&self.tls, url.scheme()) {
-            return Err(format!(
+            return Err(SendError::Untrusted(format!(
                 "error sending request for url ({}): TLS is not available: {e}",
                 redact(url)
-            ));
+            )));
         }
         match to_uri(url) {
             Some(uri) if self.is_direct(url) => {
@@ -151,7 +151,12 @@ impl Client {
             _ => {
                 let resp = self
                     .fallback()
-                    .map_err(|e| format!("error sending request for url ({}): {e}", redact(url)))?
+                    .map_err(|e| {
+                        SendError::Transport(format!(
+                            "error sending request for url ({}): {e}",
+                            redact(url)
+                        ))
+                    })?
                     .request(method, url.clone())
                     .headers(headers)
                     .send()
@@ -168,12 +173,43 @@ impl Client {
     }
 }
 
-fn transport_error(url: &url::Url, e: &dyn std::error::Error) -> String {
-    format!(
+/// A failed request as one line; an untrusted certificate says what usually causes it.
+fn transport_error(url: &url::Url, e: &(dyn std::error::Error + 'static)) -> SendError {
+    let m = format!(
         "error sending request for url ({}): {}",
         redact(url),
         error_chain(e)
-    )
+    );
+    if untrusted_certificate(e) {
+        SendError::Untrusted(format!(
+            "{m}. The server's TLS certificate is not trusted by this system. If a proxy, VPN or \
+             antivirus inspects HTTPS here, its root certificate must be in the system's \
+             certificate store."
+        ))
+    } else {
+        SendError::Transport(m)
+    }
+}
+
+/// Whether rustls refused the server's certificate somewhere in the chain. `io::Error::source`
+/// skips the error it wraps, so wrapped errors are looked into as well.
+fn untrusted_certificate(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(rustls::Error::InvalidCertificate(_)) = err.downcast_ref::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if untrusted_certificate(inner) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// The request target: no fragment (never sent), `None` for what `http::Uri` cannot hold.
@@ -398,7 +434,7 @@ mod tests {
         url::Url::parse(s).unwrap()
     }
 
-    async fn get(client: &Client, u: &str) -> Result<Response, String> {
+    async fn get(client: &Client, u: &str) -> Result<Response, SendError> {
         client.request(Method::GET, &url(u), HeaderMap::new()).await
     }
 
@@ -426,7 +462,10 @@ mod tests {
     /// Three concurrent GETs of `u`: each answered, each on its own TCP connection, none over h2.
     async fn three_at_once_over_http1(client: &Client, u: &url::Url, seen: &Seen) {
         let fetch = |c: Client, u: url::Url| async move {
-            let mut r = c.request(Method::GET, &u, HeaderMap::new()).await?;
+            let mut r = c
+                .request(Method::GET, &u, HeaderMap::new())
+                .await
+                .map_err(|e| e.to_string())?;
             assert_eq!(r.status(), StatusCode::OK);
             body(&mut r).await
         };
@@ -463,6 +502,23 @@ mod tests {
         three_at_once_over_http1(&client, &u, &seen).await;
     }
 
+    /// A certificate the system does not trust fails at once, saying so: not six attempts.
+    #[tokio::test]
+    async fn an_untrusted_certificate_is_final_and_explained() {
+        let (port, seen, _) = https_server(0).await;
+        let client = Client::new(None, Vec::new());
+        let err = get(&client, &format!("https://127.0.0.1:{port}/m.gguf"))
+            .await
+            .err()
+            .unwrap();
+        assert!(!err.retryable(), "{err}");
+        assert!(
+            err.to_string().contains("not trusted by this system"),
+            "{err}"
+        );
+        assert!(seen.lines.lock().unwrap().is_empty());
+    }
+
     /// Behind a proxy too (reqwest, through a CONNECT tunnel).
     #[tokio::test]
     async fn https_through_a_proxy_is_http1_one_connection_each() {
@@ -496,6 +552,18 @@ mod tests {
         assert!(!client.is_direct(&u));
         three_at_once_over_http1(&client, &u, &seen).await;
         assert_eq!(tunnels.load(Ordering::SeqCst), 3);
+        // Without the certificate, the proxied path refuses it as the direct one does.
+        let untrusting = Client::new(Some(format!("http://127.0.0.1:{proxy_port}")), Vec::new());
+        let err = untrusting
+            .request(Method::GET, &u, HeaderMap::new())
+            .await
+            .err()
+            .unwrap();
+        assert!(!err.retryable(), "{err}");
+        assert!(
+            err.to_string().contains("not trusted by this system"),
+            "{err}"
+        );
     }
 
     /// The read buffer cap is what keeps six connections' memory small: no chunk is larger.
@@ -549,6 +617,8 @@ mod tests {
             .await
             .err()
             .unwrap();
+        assert!(err.retryable(), "{err}");
+        let err = err.to_string();
         assert!(err.contains(&format!("http://127.0.0.1:{port}/f")), "{err}");
         assert!(!err.contains("Signature"), "{err}");
     }
@@ -568,6 +638,8 @@ mod tests {
             .await
             .err()
             .unwrap();
+        assert!(!err.retryable(), "{err}");
+        let err = err.to_string();
         assert!(err.contains("TLS is not available"), "{err}");
         assert!(
             err.contains("https://127.0.0.1:9/m.gguf") && !err.contains("sig"),

@@ -204,13 +204,24 @@ pub enum SendError {
     /// More than `MAX_REDIRECTS` hops, a redirect without a usable `Location`, or one to a
     /// non-http(s) URL (not worth retrying).
     Redirect(String),
+    /// The server's TLS certificate is not trusted, or TLS is unavailable here: retrying cannot
+    /// help, and six attempts with backoff would only delay the one message that matters.
+    Untrusted(String),
+}
+
+impl SendError {
+    /// Whether another attempt may succeed.
+    pub fn retryable(&self) -> bool {
+        matches!(self, SendError::Transport(_))
+    }
 }
 
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SendError::Transport(m) => write!(f, "{m}"),
-            SendError::Redirect(m) => write!(f, "{m}"),
+            SendError::Transport(m) | SendError::Redirect(m) | SendError::Untrusted(m) => {
+                write!(f, "{m}")
+            }
         }
     }
 }
@@ -254,10 +265,7 @@ pub async fn send(
         if let Some(v) = auth.header_for(&current) {
             h.insert(reqwest::header::AUTHORIZATION, v);
         }
-        let resp = client
-            .request(method.clone(), &current, h)
-            .await
-            .map_err(SendError::Transport)?;
+        let resp = client.request(method.clone(), &current, h).await?;
         linked.absorb(resp.headers());
         let status = resp.status();
         if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
