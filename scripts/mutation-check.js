@@ -101,8 +101,8 @@ const MUTATIONS = [
   {
     name: 'HTTP/1.1 for proxied downloads',
     file: 'src/http/client.rs',
-    from: '                tls.alpn_protocols = vec![b"http/1.1".to_vec()];',
-    to: '                tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];',
+    from: '            tls.alpn_protocols = vec![b"http/1.1".to_vec()];',
+    to: '            tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];',
     cargo: 'http::',
     node: ['download-parallel.test.js'],
   },

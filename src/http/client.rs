@@ -89,10 +89,10 @@ impl Client {
                 .redirect(reqwest::redirect::Policy::none())
                 .http1_only()
                 .tcp_nodelay(true);
-            if let Ok(mut tls) = self.tls.clone() {
-                tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-                b = b.tls_backend_preconfigured(tls);
-            }
+            // Without a TLS configuration it still carries plain HTTP (HTTPS is refused first).
+            let mut tls = self.tls.clone().unwrap_or_else(|_| rootless_tls());
+            tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+            b = b.tls_backend_preconfigured(tls);
             if let Some(p) = self
                 .only_proxy
                 .as_deref()
@@ -649,6 +649,11 @@ mod tests {
         let mut r = get(&client, &format!("http://127.0.0.1:{port}/f"))
             .await
             .unwrap();
+        assert_eq!(body(&mut r).await.unwrap().0, b"plain");
+        // Through a proxy as well (the server answers as one).
+        let bad = rustls::pki_types::CertificateDer::from(vec![1u8, 2, 3]);
+        let proxied = Client::new(Some(format!("http://127.0.0.1:{port}")), vec![bad]);
+        let mut r = get(&proxied, "http://models.invalid/f").await.unwrap();
         assert_eq!(body(&mut r).await.unwrap().0, b"plain");
     }
 

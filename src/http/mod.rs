@@ -4,7 +4,7 @@
 
 mod client;
 
-pub use client::{Client, Response, READ_BUFFER};
+pub use client::{Client, Response};
 use std::sync::OnceLock;
 use std::time::Duration;
 
