@@ -194,7 +194,7 @@ test('two processes pulling the same model: one installs it, the other refuses, 
     b.kill('SIGKILL');
   });
   const codes = (await Promise.all([a.exited, b.exited])).map(([c]) => c).sort();
-  assert.deepEqual(codes, [0, 1]);
+  assert.deepEqual(codes, [0, 1], JSON.stringify([a, b].map((c) => c.lines[c.lines.length - 1])));
   const loser = [a, b].find((c) => c.lines[c.lines.length - 1].error);
   assert.match(loser.lines[loser.lines.length - 1].error.message, /already being downloaded|already exists/);
   const models = await g.modelManager.listModels();

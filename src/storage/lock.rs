@@ -121,18 +121,28 @@ fn still_linked(path: &Path, file: &File) -> bool {
 }
 
 fn take(req: &LockRequest) -> Result<Held> {
-    if let Some(dir) = req.path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io("Failed to create directory", dir, &e))?;
-    }
     for _ in 0..16 {
-        let mut file = OpenOptions::new()
+        // The directory can go between making it and opening the lock inside it (or while
+        // `create_dir_all` checks what it found): another process's attempt at the same model
+        // failed and removed it, empty. Make it again.
+        if let Some(dir) = req.path.parent() {
+            match std::fs::create_dir_all(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io("Failed to create directory", dir, &e)),
+            }
+        }
+        let opened = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&req.path)
-            .map_err(|e| Error::io("Failed to open lock file", &req.path, &e))?;
+            .open(&req.path);
+        let mut file = match opened {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("Failed to open lock file", &req.path, &e)),
+        };
         match file.try_lock_exclusive() {
             Ok(true) => {
                 if !still_linked(&req.path, &file) {
@@ -218,6 +228,47 @@ mod tests {
         #[cfg(unix)]
         assert!(!a.path.exists(), "lock files are removed on release");
         let _g = acquire(&[a]).unwrap();
+    }
+
+    /// A process whose own attempt at the same model failed removes the model's directory if it
+    /// finds it empty, which can happen between our making it and opening our lock inside it.
+    /// Each round here: another thread removes the directory once, at a random moment.
+    #[test]
+    fn a_directory_removed_under_us_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("model");
+        const ROUNDS: usize = 3000;
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let remover = {
+            let (sub, barrier) = (sub.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                for _ in 0..ROUNDS {
+                    barrier.wait();
+                    for _ in 0..fastrand::u32(0..4000) {
+                        std::hint::spin_loop();
+                    }
+                    let _ = std::fs::remove_dir(&sub);
+                    barrier.wait();
+                }
+            })
+        };
+        let a = req(&sub, ".file.lock");
+        let mut failures = Vec::new();
+        for _ in 0..ROUNDS {
+            barrier.wait();
+            match acquire(std::slice::from_ref(&a)) {
+                Ok(g) => drop(g),
+                Err(e) => failures.push(e.to_string()),
+            }
+            barrier.wait();
+        }
+        remover.join().unwrap();
+        assert!(
+            failures.is_empty(),
+            "{} of {ROUNDS} failed: {:?}",
+            failures.len(),
+            failures.first()
+        );
     }
 
     #[test]
