@@ -507,16 +507,18 @@ mod tests {
     async fn an_untrusted_certificate_is_final_and_explained() {
         let (port, seen, _) = https_server(0).await;
         let client = Client::new(None, Vec::new());
-        let err = get(&client, &format!("https://127.0.0.1:{port}/m.gguf"))
-            .await
-            .err()
-            .unwrap();
+        refused_as_untrusted(&client, &format!("https://127.0.0.1:{port}/m.gguf")).await;
+        assert!(seen.lines.lock().unwrap().is_empty());
+    }
+
+    /// `u` fails at once (not retryable), saying its certificate is not trusted.
+    async fn refused_as_untrusted(client: &Client, u: &str) {
+        let err = get(client, u).await.err().unwrap();
         assert!(!err.retryable(), "{err}");
         assert!(
             err.to_string().contains("not trusted by this system"),
             "{err}"
         );
-        assert!(seen.lines.lock().unwrap().is_empty());
     }
 
     /// Behind a proxy too (reqwest, through a CONNECT tunnel).
@@ -554,16 +556,7 @@ mod tests {
         assert_eq!(tunnels.load(Ordering::SeqCst), 3);
         // Without the certificate, the proxied path refuses it as the direct one does.
         let untrusting = Client::new(Some(format!("http://127.0.0.1:{proxy_port}")), Vec::new());
-        let err = untrusting
-            .request(Method::GET, &u, HeaderMap::new())
-            .await
-            .err()
-            .unwrap();
-        assert!(!err.retryable(), "{err}");
-        assert!(
-            err.to_string().contains("not trusted by this system"),
-            "{err}"
-        );
+        refused_as_untrusted(&untrusting, u.as_str()).await;
     }
 
     /// The read buffer cap is what keeps six connections' memory small: no chunk is larger.
