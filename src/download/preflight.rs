@@ -2,7 +2,7 @@
 //! sha256 for LFS files, and check the disk can hold what is left to download.
 
 use crate::error::{Error, Result};
-use crate::http::{header_str, send, LinkedInfo};
+use crate::http::{content_length, header_str, send, LinkedInfo};
 use reqwest::header::{HeaderMap, HeaderValue, RANGE};
 use reqwest::Method;
 use serde_json::json;
@@ -35,10 +35,6 @@ impl Probe {
             sha256: self.sha256.clone(),
         }
     }
-}
-
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    header_str(headers, "content-length").and_then(|v| v.parse().ok())
 }
 
 type Answer = (u16, url::Url, HeaderMap, LinkedInfo);

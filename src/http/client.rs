@@ -107,9 +107,16 @@ impl Client {
 
     /// Whether requests to `url` go through the direct HTTP/1.1 client.
     pub fn is_direct(&self, url: &url::Url) -> bool {
-        url.username().is_empty()
-            && url.password().is_none()
-            && to_uri(url).is_some_and(|u| self.proxy.intercept(&u).is_none())
+        self.direct_uri(url).is_some()
+    }
+
+    /// The request target when `url` goes through the direct client: no credentials in it, no
+    /// proxy for it, and a target `http::Uri` can hold.
+    fn direct_uri(&self, url: &url::Url) -> Option<hyper::Uri> {
+        if !url.username().is_empty() || url.password().is_some() {
+            return None;
+        }
+        to_uri(url).filter(|u| self.proxy.intercept(u).is_none())
     }
 
     /// One request, no redirect followed. A transport failure is one line with its causes and the
@@ -121,13 +128,13 @@ impl Client {
         headers: HeaderMap,
     ) -> Result<Response, SendError> {
         if let (Err(e), "https") = (&self.tls, url.scheme()) {
-            return Err(SendError::Untrusted(format!(
-                "error sending request for url ({}): TLS is not available: {e}",
-                redact(url)
+            return Err(SendError::Untrusted(failed(
+                url,
+                &format!("TLS is not available: {e}"),
             )));
         }
-        match to_uri(url) {
-            Some(uri) if self.is_direct(url) => {
+        let (parts, body) = match self.direct_uri(url) {
+            Some(uri) => {
                 let mut req = hyper::Request::new(http_body_util::Empty::new());
                 *req.method_mut() = method;
                 *req.uri_mut() = uri;
@@ -142,44 +149,37 @@ impl Client {
                     .await
                     .map_err(|e| transport_error(url, &e))?;
                 let (parts, body) = resp.into_parts();
-                Ok(Response {
-                    status: parts.status,
-                    headers: parts.headers,
-                    body: Body::Direct(body),
-                })
+                (parts, Body::Direct(body))
             }
-            _ => {
+            None => {
                 let resp = self
                     .fallback()
-                    .map_err(|e| {
-                        SendError::Transport(format!(
-                            "error sending request for url ({}): {e}",
-                            redact(url)
-                        ))
-                    })?
+                    .map_err(|e| SendError::Transport(failed(url, &e)))?
                     .request(method, url.clone())
                     .headers(headers)
                     .send()
                     .await
                     .map_err(|e| transport_error(url, &e.without_url()))?;
                 let (parts, body) = hyper::Response::from(resp).into_parts();
-                Ok(Response {
-                    status: parts.status,
-                    headers: parts.headers,
-                    body: Body::Fallback(body),
-                })
+                (parts, Body::Fallback(body))
             }
-        }
+        };
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
     }
+}
+
+/// "error sending request for url (<url without its query>): <why>".
+fn failed(url: &url::Url, why: &str) -> String {
+    format!("error sending request for url ({}): {why}", redact(url))
 }
 
 /// A failed request as one line; an untrusted certificate says what usually causes it.
 fn transport_error(url: &url::Url, e: &(dyn std::error::Error + 'static)) -> SendError {
-    let m = format!(
-        "error sending request for url ({}): {}",
-        redact(url),
-        error_chain(e)
-    );
+    let m = failed(url, &error_chain(e));
     if untrusted_certificate(e) {
         SendError::Untrusted(format!(
             "{m}. The server's TLS certificate is not trusted by this system. If a proxy, VPN or \
@@ -300,7 +300,7 @@ impl Response {
 
     /// `Content-Length`, when present and a number.
     pub fn content_length(&self) -> Option<u64> {
-        super::header_str(&self.headers, "content-length").and_then(|v| v.parse().ok())
+        super::content_length(&self.headers)
     }
 
     /// The next non-empty piece of the body; `None` at its end. Dropping the response mid-body

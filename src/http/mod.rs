@@ -175,6 +175,11 @@ pub fn header_str(headers: &reqwest::header::HeaderMap, name: &str) -> Option<St
         .filter(|s| !s.is_empty())
 }
 
+/// `Content-Length`, when present and a number.
+pub fn content_length(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    header_str(headers, "content-length").and_then(|v| v.parse().ok())
+}
+
 /// An `X-Linked-Etag` value is the LFS object's sha256 (quoted, maybe weak); a git blob sha1
 /// (40 hex digits, non-LFS files) is not a content hash we can check, so it is ignored.
 pub fn linked_sha256(value: &str) -> Option<String> {
