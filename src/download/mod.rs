@@ -653,22 +653,21 @@ async fn run(
     // costs less than a second copy of it over the network beside the transfer (and its buffers
     // beside the transfer's). Never fatal: a .gguf that does not parse is still the file the
     // caller asked for.
-    let gguf = match plan.primary_is_gguf() {
-        true => {
-            let p = primary.dest.clone();
-            run_blocking(move || {
-                crate::gguf::read_local_metadata(&p).map_err(|e| Error::fs(e, json!({})))
-            })
-            .await
-            .map_err(|e| {
-                debug_log!(
-                    "local GGUF header of {} unreadable: {e}",
-                    primary.dest.display()
-                )
-            })
-            .ok()
-        }
-        false => None,
+    let gguf = if plan.primary_is_gguf() {
+        let p = primary.dest.clone();
+        run_blocking(move || {
+            crate::gguf::read_local_metadata(&p).map_err(|e| Error::fs(e, json!({})))
+        })
+        .await
+        .map_err(|e| {
+            debug_log!(
+                "local GGUF header of {} unreadable: {e}",
+                primary.dest.display()
+            )
+        })
+        .ok()
+    } else {
+        None
     };
 
     let info = build_record(req, plan, &results, gguf);

@@ -6,8 +6,9 @@
 //! Bytes go through the download's pool of buffers (`buffers`, shared by its files) to one
 //! writer thread (`pwrite` at their offset) and then to one hasher thread, which keeps a cursor:
 //! a buffer that lands at the cursor is hashed from memory, and when ranges ahead of it complete
-//! it hashes them from the file (page cache) in order. So the sha256 is ready when the last byte is written, with no second pass over the file.
-//! Bytes behind the cursor are done with and leave the page cache (`page_cache`).
+//! it hashes them from the file (page cache) in order. So the sha256 is ready when the last byte
+//! is written, with no second pass over the file. Bytes behind the cursor are done with and leave
+//! the page cache (`page_cache`).
 //!
 //! The written ranges are recorded in the `.partial.meta` sidecar (version 2) after an fdatasync,
 //! so after a crash only the missing ranges are fetched again. A server that answers a range with
